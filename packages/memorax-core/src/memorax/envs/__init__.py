@@ -1,0 +1,47 @@
+"""The environment contract, spaces, registry and generic wrappers."""
+
+from memorax.envs.action_checks import InvalidActionError
+from memorax.envs.capabilities import HOST_CALLBACK, JAX_NATIVE, Capabilities
+from memorax.envs.environment import Environment, StepResult, Wrapper
+from memorax.envs.episode_statistics import EpisodeStatistics, EpisodeStatisticsState
+from memorax.envs.pomdp import FlickerObservation, MaskObservation, NoisyObservation
+from memorax.envs.registry import (
+    BackendNotInstalledError,
+    EnvironmentKwargsError,
+    Namespace,
+    UnknownEnvironmentError,
+    UnknownNamespaceError,
+    install_command,
+    make,
+    registered_namespaces,
+)
+from memorax.envs.spaces import Box, Discrete, MultiDiscrete, Space
+from memorax.envs.vmapped import VmappedEnvironment
+
+__all__ = [
+    "HOST_CALLBACK",
+    "JAX_NATIVE",
+    "BackendNotInstalledError",
+    "Box",
+    "Capabilities",
+    "Discrete",
+    "Environment",
+    "EnvironmentKwargsError",
+    "EpisodeStatistics",
+    "EpisodeStatisticsState",
+    "FlickerObservation",
+    "InvalidActionError",
+    "MaskObservation",
+    "MultiDiscrete",
+    "Namespace",
+    "NoisyObservation",
+    "Space",
+    "StepResult",
+    "UnknownEnvironmentError",
+    "UnknownNamespaceError",
+    "VmappedEnvironment",
+    "Wrapper",
+    "install_command",
+    "make",
+    "registered_namespaces",
+]

@@ -1,0 +1,86 @@
+"""``gymnax::<id>``: gymnax environments under the Memorax contract.
+
+gymnax merges time limits into ``done``. Its ``is_terminal`` checks
+``params.max_steps_in_episode``, so the true terminal condition is recovered
+by asking ``is_terminal`` again with the time limit lifted: ``terminated``
+is that condition and ``truncated`` is any other end of episode.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax.numpy as jnp
+
+from memorax.envs import Namespace, VmappedEnvironment, install_command
+from memorax_envs_jax.gymnax_spaces import convert_space
+from memorax_envs_jax.params import split_params_kwargs
+
+__all__ = ["NAMESPACE", "make_gymnax"]
+
+_NO_TIME_LIMIT = 2**30
+
+
+def env_ids() -> list[str]:
+    """gymnax's registered environment ids."""
+    import gymnax
+
+    return list(gymnax.registered_envs)
+
+
+def make_gymnax(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnvironment, Any]:
+    """Builds ``num_envs`` copies of a gymnax env.
+
+    Keyword arguments that name a field of the env's ``EnvParams`` (for
+    example ``memory_length`` of MemoryChain-bsuite or
+    ``max_steps_in_episode``) override the default params; the rest go to the
+    env's constructor.
+    """
+    import gymnax
+
+    probe, default_params = gymnax.make(env_id)
+    params_kwargs, constructor_kwargs = split_params_kwargs(
+        f"gymnax::{env_id}", default_params, type(probe), kwargs
+    )
+    env, default_params = gymnax.make(env_id, **constructor_kwargs)
+    params = default_params.replace(**params_kwargs) if params_kwargs else default_params
+    has_time_limit = _has_field(params, "max_steps_in_episode")
+
+    def reset_single(key, params):
+        return env.reset_env(key, params)
+
+    def step_single(key, state, action, params):
+        observation, next_state, reward, done, _ = env.step_env(key, state, action, params)
+        if has_time_limit:
+            unlimited = params.replace(max_steps_in_episode=_NO_TIME_LIMIT)
+            terminal = jnp.logical_and(done, env.is_terminal(next_state, unlimited))
+        else:
+            terminal = done
+        truncated = jnp.logical_and(done, jnp.logical_not(terminal))
+        return observation, next_state, reward, terminal, truncated
+
+    wrapped = VmappedEnvironment(
+        name=f"gymnax::{env_id}",
+        num_envs=num_envs,
+        reset_single=reset_single,
+        step_single=step_single,
+        observation_space=convert_space(env.observation_space(params)),
+        action_space=convert_space(env.action_space(params)),
+        params=params,
+    )
+    return wrapped, params
+
+
+def _has_field(params: Any, name: str) -> bool:
+    return dataclasses.is_dataclass(params) and name in {f.name for f in dataclasses.fields(params)}
+
+
+NAMESPACE = Namespace(
+    name="gymnax",
+    factory=make_gymnax,
+    env_ids=env_ids,
+    requires=("gymnax",),
+    install=install_command("memorax-envs-jax", "gymnax"),
+    contract_ids=("CartPole-v1", "Pendulum-v1", "MemoryChain-bsuite"),
+)
