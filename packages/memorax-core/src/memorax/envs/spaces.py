@@ -134,7 +134,8 @@ class Box(Space):
         if low.size and np.all(low == low.flat[0]) and np.all(high == high.flat[0]):
             bounds = f"low={low.flat[0]:g}, high={high.flat[0]:g}"
         else:
-            bounds = f"low={np.array2string(low, threshold=8)}, high={np.array2string(high, threshold=8)}"
+            show = np.array2string
+            bounds = f"low={show(low, threshold=8)}, high={show(high, threshold=8)}"
         return f"Box({bounds}, shape={self.shape}, dtype={np.dtype(self.dtype).name})"
 
     @property
