@@ -13,13 +13,25 @@ from typing import Any
 
 import jax.numpy as jnp
 
-from memorax.envs import Namespace, VmappedEnvironment, install_command
+from memorax.envs import Box, Namespace, Space, VmappedEnvironment, install_command
 from memorax_envs_jax.gymnax_spaces import convert_space
 from memorax_envs_jax.params import split_params_kwargs
 
 __all__ = ["NAMESPACE", "make_gymnax"]
 
 _NO_TIME_LIMIT = 2**30
+
+
+def _observation_space(env_id: str, env: Any, params: Any) -> Space:
+    """gymnax's declared observation space, corrected where it is wrong.
+
+    MemoryChain-bsuite shows its context bits as -1/+1 but declares [0, 2].
+    """
+    space = convert_space(env.observation_space(params))
+    if env_id == "MemoryChain-bsuite":
+        high = max(1, env.num_bits - 1)
+        return Box(low=-1.0, high=float(high), shape=space.shape, dtype=space.dtype)
+    return space
 
 
 def env_ids() -> list[str]:
@@ -65,7 +77,7 @@ def make_gymnax(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnvir
         num_envs=num_envs,
         reset_single=reset_single,
         step_single=step_single,
-        observation_space=convert_space(env.observation_space(params)),
+        observation_space=_observation_space(env_id, env, params),
         action_space=convert_space(env.action_space(params)),
         params=params,
     )

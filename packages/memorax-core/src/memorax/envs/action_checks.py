@@ -64,8 +64,11 @@ def validate_action(space: Space, action: Any, num_envs: int, env_name: str) -> 
         high = space.n + space.start if isinstance(space, Discrete) else jnp.asarray(space.nvec)
         low = space.start if isinstance(space, Discrete) else 0
         out_of_range = jnp.any((action < low) | (action >= high))
-        _raise_if(out_of_range, f"{env_name}: discrete action out of range for {space}.")
-        return action.astype(space.dtype)
+        checked = _raise_if(out_of_range, f"{env_name}: discrete action out of range for {space}.")
+        # Adding the check's (zero) output makes everything downstream, host
+        # callbacks included, wait for the check: a bad action never reaches
+        # the environment.
+        return action.astype(space.dtype) + checked.astype(space.dtype)
     if isinstance(space, Box):
         if jnp.issubdtype(space.dtype, jnp.floating) and not jnp.issubdtype(
             action.dtype, jnp.floating
@@ -77,20 +80,24 @@ def validate_action(space: Space, action: Any, num_envs: int, env_name: str) -> 
     return action
 
 
-def _raise_if(flag: jax.Array, message: str) -> None:
-    """Raises ``InvalidActionError(message)`` from the host when ``flag`` is set."""
+def _raise_if(flag: jax.Array, message: str) -> jax.Array:
+    """Raises ``InvalidActionError(message)`` from the host when ``flag`` is set.
+
+    Returns a zero scalar that callers add to their output to order the check
+    before whatever consumes it.
+    """
 
     def host_raise(bad: np.ndarray) -> np.ndarray:
         if np.any(bad):
             raise InvalidActionError(message)
-        return np.zeros((), np.bool_)
+        return np.zeros((), np.int32)
 
     @custom_vmap
     def check(bad: jax.Array) -> jax.Array:
         return jax.lax.cond(
             bad,
-            lambda: io_callback(host_raise, jax.ShapeDtypeStruct((), jnp.bool_), bad),
-            lambda: jnp.zeros((), jnp.bool_),
+            lambda: io_callback(host_raise, jax.ShapeDtypeStruct((), jnp.int32), bad),
+            lambda: jnp.zeros((), jnp.int32),
         )
 
     @check.def_vmap
@@ -98,4 +105,4 @@ def _raise_if(flag: jax.Array, message: str) -> None:
         del in_batched
         return jnp.broadcast_to(check(jnp.any(bad)), (axis_size,)), True
 
-    check(flag)
+    return check(flag)
