@@ -1,5 +1,12 @@
-"""Memorax: memory-augmented reinforcement learning in JAX."""
+"""Memorax: memory-augmented reinforcement learning in JAX.
+
+``memorax.make`` builds environments (see :mod:`memorax.envs`); agents live in
+:mod:`memorax.algorithms`, networks and memory models in
+:mod:`memorax.networks`.
+"""
+
+from memorax.envs import make
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "make"]

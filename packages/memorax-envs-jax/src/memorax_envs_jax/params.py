@@ -23,7 +23,7 @@ def split_params_kwargs(
     param_names = (
         [f.name for f in dataclasses.fields(params)] if dataclasses.is_dataclass(params) else []
     )
-    signature = inspect.signature(env_class.__init__)
+    signature = inspect.signature(env_class)
     constructor_names = [
         name
         for name, p in signature.parameters.items()

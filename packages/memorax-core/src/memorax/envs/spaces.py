@@ -107,16 +107,16 @@ class Box(Space):
 
     low: Any
     high: Any
-    shape: tuple[int, ...] = field(default=())  # type: ignore[assignment]
+    shape: tuple[int, ...] = field(default=())
     dtype: Any = jnp.float32
 
     def __post_init__(self) -> None:
         shape = tuple(int(s) for s in self.shape)
         low = np.asarray(self.low, dtype=np.float64)
         high = np.asarray(self.high, dtype=np.float64)
-        if not shape:
-            shape = np.broadcast_shapes(low.shape, high.shape)
         try:
+            if not shape:
+                shape = np.broadcast_shapes(low.shape, high.shape)
             low = np.broadcast_to(low, shape)
             high = np.broadcast_to(high, shape)
         except ValueError as error:

@@ -1,0 +1,142 @@
+"""Every check a developer or CI runs. `nox` alone runs the CPU sessions.
+
+Each session installs exactly what it needs from the workspace lock
+(`uv sync --locked` into the session's own virtualenv), so a stale
+`uv.lock` fails instead of resolving something new.
+
+    nox                                                # everything CI runs
+    nox -s lint typecheck
+    nox -s "tests(package='memorax-core')"
+    nox -s "contract(backend='navix', device='cpu')"
+    nox -s "contract(backend='navix', device='gpu')"   # needs a visible GPU
+    nox -s isolation docs
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PACKAGES = ("memorax-core", "memorax-envs-jax", "memorax-envs-callback")
+BACKENDS = {
+    "gymnax": "memorax-envs-jax",
+    "craftax": "memorax-envs-jax",
+    "navix": "memorax-envs-jax",
+    "gymnasium": "memorax-envs-callback",
+    "ale": "memorax-envs-callback",
+    "pufferlib": "memorax-envs-callback",
+}
+# Extras of each package that its own unit tests need (cuda never: CPU CI).
+TEST_EXTRAS = {
+    "memorax-core": (),
+    "memorax-envs-jax": ("gymnax", "craftax", "navix"),
+    "memorax-envs-callback": ("gymnasium", "ale", "pufferlib"),
+}
+
+nox.options.default_venv_backend = "uv"
+nox.options.error_on_missing_interpreters = True
+nox.options.sessions = [
+    "lock",
+    "lint",
+    "typecheck",
+    *(f"tests(package='{package}')" for package in PACKAGES),
+    *(f"contract(backend='{backend}', device='cpu')" for backend in BACKENDS),
+    "isolation",
+    "docs",
+]
+
+
+def sync(session: nox.Session, *args: str) -> None:
+    """Installs from uv.lock into the session's virtualenv, failing on a stale lock."""
+    session.run_install(
+        "uv",
+        "sync",
+        "--locked",
+        "--no-default-groups",
+        *args,
+        env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
+        external=True,
+    )
+
+
+def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
+    """Runs pytest; pytest itself fails (exit 5) when it collects no test."""
+    session.run("python", "-m", "pytest", *paths, *session.posargs, env=env or {})
+
+
+@nox.session(venv_backend="none")
+def lock(session: nox.Session) -> None:
+    """uv.lock matches every pyproject.toml."""
+    session.run("uv", "lock", "--check", external=True)
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    """ruff check and ruff format --check over the whole tree."""
+    sync(session, "--only-group", "lint")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def typecheck(session: nox.Session) -> None:
+    """mypy over the three packages' sources."""
+    sync(session, "--all-packages", "--group", "typecheck")
+    session.run("mypy")
+
+
+@nox.session
+@nox.parametrize("package", PACKAGES)
+def tests(session: nox.Session, package: str) -> None:
+    """A package's own tests, in an env with only that package and what it needs."""
+    extras = [arg for extra in TEST_EXTRAS[package] for arg in ("--extra", extra)]
+    sync(session, "--package", package, "--group", "test", *extras)
+    tests_dir = f"packages/{package}/tests"
+    pytest(session, tests_dir, f"--ignore={tests_dir}/contract")
+
+
+@nox.session
+@nox.parametrize("device", ["cpu", "gpu"])
+@nox.parametrize("backend", list(BACKENDS))
+def contract(session: nox.Session, backend: str, device: str) -> None:
+    """The shared contract suite for one backend, with only that backend's extra."""
+    package = BACKENDS[backend]
+    extras = ["--extra", backend]
+    if device == "gpu":
+        extras += ["--extra", "cuda"]
+    sync(session, "--package", package, "--group", "test", *extras)
+    env = {"JAX_PLATFORMS": "cuda" if device == "gpu" else "cpu"}
+    if device == "gpu":
+        session.run(
+            "python",
+            "-c",
+            "import jax, sys; devices = jax.devices(); "
+            "sys.exit(0) if devices and devices[0].platform == 'gpu' else "
+            "sys.exit('contract(device=gpu): no GPU visible to JAX (devices: '"
+            " + str(devices) + '). Run this session on a machine with a CUDA GPU;'"
+            " ' it never falls back to the CPU.')",
+            env=env,
+        )
+    pytest(session, f"packages/{package}/tests/contract/test_{backend}_contract.py", env=env)
+
+
+@nox.session
+def isolation(session: nox.Session) -> None:
+    """Built wheels in a fresh env: an extra pulls in its backend and nothing else."""
+    dist = ROOT / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
+    wheels = {path.name.split("-")[0]: path for path in dist.glob("*.whl")}
+    session.install(str(wheels["memorax_core"]), f"{wheels['memorax_envs_jax']}[navix]")
+    session.run("python", "tests/isolation/check_navix_only.py")
+
+
+@nox.session
+def docs(session: nox.Session) -> None:
+    """The docs build with warnings as errors."""
+    sync(session, "--only-group", "docs")
+    session.run("mkdocs", "build", "--strict", "--site-dir", os.fspath(ROOT / "site"))
