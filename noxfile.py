@@ -137,8 +137,20 @@ def isolation(session: nox.Session) -> None:
 
 @nox.session
 def docs(session: nox.Session) -> None:
-    """The docs build with warnings as errors."""
-    sync(session, "--only-group", "docs")
+    """The docs build with warnings as errors, and every code block in them runs."""
+    sync(
+        session,
+        "--all-packages",
+        "--extra",
+        "gymnax",
+        "--extra",
+        "gymnasium",
+        "--group",
+        "docs",
+        "--group",
+        "test",
+    )
+    pytest(session, "tests/docs")
     session.run(
         "mkdocs",
         "build",

@@ -1,0 +1,44 @@
+"""Every ```python block in the docs and the README runs.
+
+The blocks of one page run in order in one namespace, so a page can build on
+its earlier blocks the way a reader would. A block whose info string is
+``python no-run`` is shown but not run (for cluster launch lines and the like).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGES = sorted([ROOT / "README.md", *(ROOT / "docs").glob("**/*.md")])
+BLOCK = re.compile(r"^```python[ \t]*(?P<flags>[^\n]*)\n(?P<code>.*?)^```", re.S | re.M)
+
+
+def python_blocks(page: Path) -> list[tuple[int, str]]:
+    """``(line number, code)`` of each runnable python block of ``page``."""
+    text = page.read_text()
+    blocks = []
+    for match in BLOCK.finditer(text):
+        if "no-run" in match.group("flags"):
+            continue
+        line = text.count("\n", 0, match.start()) + 2
+        blocks.append((line, match.group("code")))
+    return blocks
+
+
+PAGES_WITH_CODE = [page for page in PAGES if python_blocks(page)]
+
+
+def test_the_docs_have_code_to_run():
+    assert PAGES_WITH_CODE, "no python blocks found: is the docs folder where it should be?"
+
+
+@pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_page_code_blocks_run(page: Path):
+    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    for line, code in python_blocks(page):
+        compiled = compile(code, f"{page.relative_to(ROOT)}:{line}", "exec")
+        exec(compiled, namespace)
