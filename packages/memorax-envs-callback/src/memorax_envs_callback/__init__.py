@@ -1,5 +1,28 @@
-"""CPU environment backends for Memorax, bridged into jitted JAX (gymnasium, ALE, PufferLib)."""
+"""CPU environment backends for Memorax, bridged into jitted JAX (gymnasium, ALE, PufferLib).
+
+Importing this package imports no backend library; ``memorax.envs.make`` loads
+``memorax_envs_callback.gymnasium``, ``.ale`` or ``.pufferlib`` through entry points.
+"""
+
+from memorax_envs_callback.bridge import (
+    CallbackEnvironment,
+    CallbackState,
+    CallbackVmapError,
+    HostEnvironmentError,
+    HostStep,
+    HostVectorEnv,
+    StaleEnvironmentStateError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = [
+    "CallbackEnvironment",
+    "CallbackState",
+    "CallbackVmapError",
+    "HostEnvironmentError",
+    "HostStep",
+    "HostVectorEnv",
+    "StaleEnvironmentStateError",
+    "__version__",
+]

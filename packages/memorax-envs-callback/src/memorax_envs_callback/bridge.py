@@ -1,0 +1,300 @@
+"""The JAX side of every callback backend: one bridge over a host vector env.
+
+A backend adapter (gymnasium, ALE, PufferLib) wraps a real vector env behind
+the small :class:`HostVectorEnv` protocol; :class:`CallbackEnvironment` turns
+it into a :class:`memorax.envs.Environment` whose ``reset`` and ``step`` can be
+jitted and scanned.
+
+Mechanism. Each ``reset``/``step`` is one ``jax.experimental.buffer_callback``
+with ``has_side_effect=True``:
+
+* Exactly once: a side-effecting custom call is never removed as dead code,
+  merged with an identical call or duplicated by XLA, unlike ``pure_callback``
+  (which the compiler may drop when its result is unused, or repeat).
+* In order: the state a step consumes (step counter, reset generation) is
+  written by the host in the previous call, so each call depends on the one
+  before it through data, inside one program and across programs. Programs
+  that contain host callbacks also run one after another on the CPU client.
+* Checked, not trusted: the host keeps its own step counter and generation and
+  compares them with the state it is given, so a dropped, repeated or
+  reordered call, or a state made stale by a later ``reset``, raises
+  :class:`StaleEnvironmentStateError` instead of silently stepping the wrong
+  episode.
+* Cheap: ``buffer_callback`` hands the host raw buffers and lets it write the
+  outputs in place. Measured on a 2-core CPU it costs about 11 us per call
+  against about 130 us for ``pure_callback``/``io_callback`` (whose Python
+  wrappers convert every argument and result) and about 160 us for
+  ``io_callback(ordered=True)``; for 8 CartPole copies (about 100 us a step)
+  that difference decides whether the bridge keeps up with the raw vector env.
+
+``jax.vmap`` cannot give independent copies of one host process, so a
+``custom_vmap`` rule refuses it with :class:`CallbackVmapError` before any
+callback runs.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+from typing import Any, NamedTuple, Protocol
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_batching import custom_vmap
+from jax.experimental.buffer_callback import buffer_callback
+
+from memorax.envs import HOST_CALLBACK, Environment, Space
+
+__all__ = [
+    "CallbackEnvironment",
+    "CallbackState",
+    "CallbackVmapError",
+    "HostEnvironmentError",
+    "HostStep",
+    "HostVectorEnv",
+    "StaleEnvironmentStateError",
+]
+
+_MAX_SEED = 2**31 - 1
+
+
+class StaleEnvironmentStateError(RuntimeError):
+    """A callback env was stepped with a state that is no longer the host env's current one."""
+
+
+class CallbackVmapError(ValueError):
+    """``jax.vmap`` reached a callback environment."""
+
+
+class HostEnvironmentError(RuntimeError):
+    """The host environment failed (an exception in a worker, a dead process, a closed env)."""
+
+
+class HostStep(NamedTuple):
+    """What a host vector env returns from one step (numpy arrays, leading axis ``num_envs``).
+
+    Attributes:
+        observation: ``[num_envs, *obs_shape]``, already reset where an episode ended.
+        reward: ``[num_envs]``.
+        terminated: ``[num_envs]`` bool.
+        truncated: ``[num_envs]`` bool.
+        final_observation: ``[num_envs, *obs_shape]``, the last observation of
+            the ended episode where one ended, else equal to ``observation``.
+    """
+
+    observation: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_observation: np.ndarray
+
+
+class HostVectorEnv(Protocol):
+    """What an adapter provides: a vector env on the host with same-step auto-reset.
+
+    Observations must already be in the layout of ``observation_space`` (the
+    bridge only casts dtypes).
+    """
+
+    num_envs: int
+    observation_space: Space
+    action_space: Space
+
+    def reset(self, seed: int) -> np.ndarray:
+        """Resets every copy, seeding the host env from ``seed``; returns ``[num_envs, *obs]``."""
+        ...
+
+    def step(self, action: np.ndarray) -> HostStep:
+        """Steps every copy with ``action: [num_envs, *action_shape]``."""
+        ...
+
+    def close(self) -> None:
+        """Releases processes, threads and emulators."""
+        ...
+
+
+class CallbackState(NamedTuple):
+    """The opaque state of a callback env: where the host env is, nothing of the env itself.
+
+    Attributes:
+        step: int32 scalar, steps taken since the reset that made this state.
+        generation: int32 scalar, which ``reset`` of the host env this state belongs to.
+    """
+
+    step: jax.Array
+    generation: jax.Array
+
+
+class CallbackEnvironment(Environment):
+    """A host vector env behind jittable ``reset``/``step`` (see the module docstring).
+
+    Args:
+        name: ``"namespace::id"``, used in messages.
+        host: the adapter; the bridge owns it and closes it in :meth:`close`
+            or at interpreter exit.
+
+    The ``key`` of ``reset`` seeds the host env (the same key gives the same
+    first observations and, for deterministic envs, the same trajectory); the
+    ``key`` of ``step`` is unused because the host env keeps its own random
+    state. ``params`` must be ``None``.
+    """
+
+    def __init__(self, name: str, host: HostVectorEnv):
+        self.name = name
+        self.num_envs = int(host.num_envs)
+        self.observation_space = host.observation_space
+        self.action_space = host.action_space
+        self.capabilities = HOST_CALLBACK
+        self._host = host
+        self._generation = 0
+        self._step_count = 0
+        self._closed = False
+        # Calls arrive on XLA's threads; the lock keeps the check-then-step atomic.
+        self._lock = threading.Lock()
+        self._observation_struct = jax.ShapeDtypeStruct(
+            (self.num_envs, *self.observation_space.shape), self.observation_space.dtype
+        )
+        # Non-daemon worker processes would block the interpreter's exit, so
+        # closing is registered with atexit, after multiprocessing's own hook
+        # and therefore run before it.
+        atexit.register(self.close)
+
+    def close(self) -> None:
+        """Shuts the host env down (worker processes included). Safe to call twice."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        self._host.close()
+
+    # JAX side ---------------------------------------------------------------
+
+    def _reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, CallbackState]:
+        self._check_params(params)
+        seed = jax.random.randint(key, (), 0, _MAX_SEED, dtype=jnp.int32)
+        scalar = jax.ShapeDtypeStruct((), jnp.int32)
+        observation, generation = self._call(
+            "reset", self._host_reset, (self._observation_struct, scalar), seed
+        )
+        return observation, CallbackState(step=jnp.zeros((), jnp.int32), generation=generation)
+
+    def _step(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
+        del key
+        self._check_params(params)
+        state = self._check_state(state)
+        n = self.num_envs
+        outputs = (
+            self._observation_struct,
+            jax.ShapeDtypeStruct((n,), jnp.float32),
+            jax.ShapeDtypeStruct((n,), jnp.bool_),
+            jax.ShapeDtypeStruct((n,), jnp.bool_),
+            self._observation_struct,
+            jax.ShapeDtypeStruct((), jnp.int32),
+        )
+        observation, reward, terminated, truncated, final, step = self._call(
+            "step", self._host_step, outputs, state.step, state.generation, action
+        )
+        info = {"final_observation": final}
+        next_state = CallbackState(step=step, generation=state.generation)
+        return observation, next_state, reward, terminated, truncated, info
+
+    def _call(self, method: str, host_function: Any, outputs: tuple, *args: jax.Array) -> Any:
+        callback = buffer_callback(host_function, outputs, has_side_effect=True)
+        env_name = self.name
+
+        @custom_vmap
+        def call(*args: jax.Array) -> Any:
+            return callback(*args)
+
+        @call.def_vmap
+        def _refuse(axis_size: int, in_batched: Any, *args: Any) -> Any:
+            raise CallbackVmapError(
+                f"jax.vmap reached {env_name}.{method}, a callback environment. Its "
+                f"{self.num_envs} copies run in one host process, which cannot be vmapped "
+                "over seeds: a vmapped init/train/evaluate would share (and corrupt) that "
+                "one environment. To run several seeds, use a JAX-native env "
+                "(gymnax/navix/craftax) and vmap over seeds, or run the seeds one after "
+                "another. To step more copies at once, raise make(..., num_envs=...)."
+            )
+
+        return call(*args)
+
+    def _check_params(self, params: Any) -> None:
+        if params is not None:
+            raise ValueError(
+                f"{self.name}: callback environments take no env params (got "
+                f"{type(params).__name__}); pass the params make() returned (None). "
+                "Configure the env through make(..., **kwargs) instead."
+            )
+
+    def _check_state(self, state: Any) -> CallbackState:
+        if not isinstance(state, CallbackState):
+            raise TypeError(
+                f"{self.name}.step: expected the CallbackState returned by this env's reset "
+                f"or step, got {type(state).__name__}."
+            )
+        return CallbackState(
+            step=jnp.asarray(state.step, jnp.int32),
+            generation=jnp.asarray(state.generation, jnp.int32),
+        )
+
+    # Host side (runs inside the XLA program) --------------------------------
+
+    def _host_reset(self, ctx: Any, out: tuple, seed: Any) -> None:
+        del ctx
+        observation_out, generation_out = out
+        with self._lock:
+            self._check_open()
+            # A failing reset leaves no usable state behind: invalidate first.
+            self._generation += 1
+            self._step_count = 0
+            observation = self._host.reset(int(np.asarray(seed)))
+            np.asarray(observation_out)[...] = observation
+            np.asarray(generation_out)[...] = self._generation
+
+    def _host_step(self, ctx: Any, out: tuple, step: Any, generation: Any, action: Any) -> None:
+        del ctx
+        with self._lock:
+            self._check_open()
+            self._check_current(int(np.asarray(step)), int(np.asarray(generation)))
+            # The buffer is only valid during this call; host envs may keep a reference.
+            result = self._host.step(np.asarray(action).copy())
+            self._step_count += 1
+            observation_out, reward_out, terminated_out, truncated_out, final_out, step_out = out
+            np.asarray(observation_out)[...] = result.observation
+            np.asarray(reward_out)[...] = result.reward
+            np.asarray(terminated_out)[...] = result.terminated
+            np.asarray(truncated_out)[...] = result.truncated
+            np.asarray(final_out)[...] = result.final_observation
+            np.asarray(step_out)[...] = self._step_count
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise HostEnvironmentError(
+                f"{self.name} was closed; make a new env with memorax.envs.make(...)."
+            )
+
+    def _check_current(self, step: int, generation: int) -> None:
+        if generation == self._generation and step == self._step_count:
+            return
+        if generation == 0:
+            problem = "the env has not been reset by this state's program"
+        elif generation != self._generation:
+            problem = (
+                f"the host env was reset again after this state was made (state from reset "
+                f"#{generation}, host env now at reset #{self._generation}), for example by "
+                "an evaluation that reset the training env"
+            )
+        else:
+            problem = (
+                f"this state is at step {step} of its episode batch but the host env is at "
+                f"step {self._step_count}: the same state was stepped twice (callback envs "
+                "cannot be forked or rewound) or a newer state was already stepped"
+            )
+        raise StaleEnvironmentStateError(
+            f"{self.name}: stale environment state: {problem}. A callback env's state is a "
+            "handle to one live host env; only the state returned by its latest reset/step "
+            "can be stepped. Fix: use a separate env for evaluation (make the same id "
+            "twice), or call reset (agent.init) again before stepping."
+        )

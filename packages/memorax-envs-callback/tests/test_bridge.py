@@ -1,0 +1,188 @@
+"""The bridge's own promises, checked through the gymnasium backend (the lightest host env)."""
+
+from __future__ import annotations
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memorax.envs import MultiDiscrete, make
+from memorax_envs_callback import CallbackVmapError, StaleEnvironmentStateError
+
+NUM_ENVS = 3
+
+
+class FailsAtStepThree(gymnasium.Env):
+    """A real gymnasium env whose simulator breaks on its third step."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gymnasium.spaces.MultiDiscrete([3, 2])
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 3:
+            raise RuntimeError("simulator diverged at t=3")
+        return np.full(2, 0.1 * float(action[0]), np.float32), 1.0, False, False, {}
+
+
+gymnasium.register("MemoraxFailsAtStepThree-v0", entry_point=FailsAtStepThree)
+
+
+@pytest.fixture(scope="module")
+def cartpole():
+    env, params = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
+    yield env, params, jax.jit(env.reset), jax.jit(env.step)
+    env.close()
+
+
+def _actions(value: int = 0) -> jax.Array:
+    return jnp.full((NUM_ENVS,), value, jnp.int32)
+
+
+def test_make_returns_none_params_and_host_capabilities(cartpole):
+    env, params, _, _ = cartpole
+    assert params is None
+    assert env.capabilities.execution == "host"
+    assert not env.capabilities.transparent_state
+    assert not env.capabilities.vmap_over_seeds
+
+
+def test_state_is_only_a_step_counter_and_a_generation(cartpole):
+    _, params, reset, step = cartpole
+    _, state = reset(jax.random.key(0), params)
+    assert set(state._fields) == {"step", "generation"}
+    state = step(jax.random.key(1), state, _actions(), params).state
+    assert int(state.step) == 1
+
+
+def test_state_made_stale_by_a_later_reset_is_refused_with_the_fix(cartpole):
+    _, params, reset, step = cartpole
+    _, training_state = reset(jax.random.key(0), params)
+    reset(jax.random.key(1), params)  # e.g. an evaluation resetting the same env
+    with pytest.raises(jax.errors.JaxRuntimeError) as caught:
+        jax.block_until_ready(step(jax.random.key(2), training_state, _actions(), params))
+    message = str(caught.value)
+    assert StaleEnvironmentStateError.__name__ in message
+    assert "reset again after this state was made" in message
+    assert "separate env for evaluation" in message
+
+
+def test_env_is_usable_after_a_stale_step_was_refused(cartpole):
+    _, params, reset, step = cartpole
+    _, state = reset(jax.random.key(0), params)
+    reset(jax.random.key(1), params)
+    with pytest.raises(jax.errors.JaxRuntimeError):
+        jax.block_until_ready(step(jax.random.key(2), state, _actions(), params))
+    _, state = reset(jax.random.key(3), params)
+    result = step(jax.random.key(4), state, _actions(), params)
+    assert int(result.state.step) == 1
+
+
+def test_vmap_over_seeds_of_a_whole_rollout_names_the_cause_and_the_fix(cartpole):
+    env, params, _, _ = cartpole
+
+    def rollout(key):
+        _, state = env.reset(key, params)
+        return env.step(key, state, _actions(), params).reward
+
+    with pytest.raises(CallbackVmapError) as caught:
+        jax.vmap(rollout)(jax.random.split(jax.random.key(0), 2))
+    message = str(caught.value)
+    assert "cannot be vmapped over seeds" in message
+    assert "gymnax/navix/craftax" in message
+    assert "one after" in message
+
+
+def test_vmap_of_step_alone_is_refused(cartpole):
+    env, params, reset, _ = cartpole
+    _, state = reset(jax.random.key(0), params)
+    actions = jnp.zeros((2, NUM_ENVS), jnp.int32)
+    with pytest.raises(CallbackVmapError, match="step"):
+        jax.vmap(lambda a: env.step(jax.random.key(1), state, a, params))(actions)
+
+
+def test_terminal_final_observation_is_the_failed_pole_and_obs_restarts(cartpole):
+    """Pushing left until CartPole fails: final_observation is past the limits, obs is fresh."""
+    env, params, reset, _ = cartpole
+
+    @jax.jit
+    def push_left(state):
+        def one(state, key):
+            result = env.step(key, state, _actions(0), params)
+            return result.state, (
+                result.observation,
+                result.info["final_observation"],
+                result.terminated,
+                result.truncated,
+            )
+
+        return jax.lax.scan(one, state, jax.random.split(jax.random.key(0), 30))[1]
+
+    _, state = reset(jax.random.key(5), params)
+    observation, final, terminated, truncated = map(np.asarray, push_left(state))
+    assert terminated.any(axis=0).all(), "always pushing left must fail within 30 steps"
+    assert not truncated.any()
+    t, i = np.argwhere(terminated)[0]
+    x, angle = final[t, i, 0], final[t, i, 2]
+    assert abs(x) > 2.4 or abs(angle) > 0.2095, "final_observation must be the terminal state"
+    assert np.all(np.abs(observation[t, i]) <= 0.05), "obs must be a fresh reset (|s| <= 0.05)"
+
+
+def test_host_exception_reaches_the_user_with_its_message():
+    env, params = make("gymnasium::MemoraxFailsAtStepThree-v0", num_envs=2)
+    try:
+        assert isinstance(env.action_space, MultiDiscrete)
+        assert env.action_space.nvec == (3, 2)
+        _, state = env.reset(jax.random.key(0), params)
+        action = jnp.array([[2, 1], [1, 0]], jnp.int32)
+        for _ in range(2):
+            result = env.step(jax.random.key(1), state, action, params)
+            state = result.state
+        np.testing.assert_allclose(result.observation[:, 0], [0.2, 0.1], rtol=1e-6)
+        with pytest.raises(jax.errors.JaxRuntimeError, match="simulator diverged at t=3"):
+            jax.block_until_ready(env.step(jax.random.key(2), state, action, params))
+    finally:
+        env.close()
+
+
+def test_async_mode_steps_in_subprocesses_and_close_stops_them():
+    env, params = make("gymnasium::CartPole-v1", num_envs=2, vectorization_mode="async")
+    processes = list(env._host.env.processes)
+    assert len(processes) == 2 and all(p.is_alive() for p in processes)
+    _, state = env.reset(jax.random.key(0), params)
+    result = env.step(jax.random.key(1), state, jnp.zeros(2, jnp.int32), params)
+    assert result.observation.shape == (2, 4)
+    env.close()
+    for process in processes:
+        process.join(timeout=10)
+    assert not any(p.is_alive() for p in processes)
+
+
+def test_stepping_a_closed_env_is_a_clear_error():
+    env, params = make("gymnasium::CartPole-v1", num_envs=1)
+    _, state = env.reset(jax.random.key(0), params)
+    env.close()
+    with pytest.raises(jax.errors.JaxRuntimeError, match="was closed"):
+        jax.block_until_ready(env.step(jax.random.key(1), state, jnp.zeros(1, jnp.int32), params))
+
+
+def test_unknown_gymnasium_id_and_bad_mode_are_clear_errors():
+    from memorax.envs import UnknownEnvironmentError
+
+    with pytest.raises(UnknownEnvironmentError, match="CartPol"):
+        make("gymnasium::CartPol-v1")
+    with pytest.raises(ValueError, match="vectorization_mode"):
+        make("gymnasium::CartPole-v1", vectorization_mode="threads")
+
+
+def test_env_params_other_than_none_are_refused(cartpole):
+    env, _, _, _ = cartpole
+    with pytest.raises(ValueError, match="no env params"):
+        env.reset(jax.random.key(0), {"gravity": 9.8})

@@ -1,0 +1,144 @@
+"""PufferLib backend: both vector backends, user env creators, worker failures."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import gymnasium
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from memorax.envs import make
+
+NUM_ENVS = 4
+
+
+class FailsAtStepTwo(gymnasium.Env):
+    """A real gymnasium env whose simulator breaks on its second step."""
+
+    observation_space = gymnasium.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gymnasium.spaces.Discrete(2)
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.full(3, 0.5 * self.scale, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        if self.t == 2:
+            raise RuntimeError("custom simulator exploded at t=2")
+        return np.zeros(3, np.float32), 1.0, False, False, {}
+
+
+def _rollout(env, params, key, length=40):
+    @jax.jit
+    def run(key):
+        reset_key, steps_key = jax.random.split(key)
+        observation, state = env.reset(reset_key, params)
+
+        def one(state, key):
+            action = jax.random.randint(key, (env.num_envs,), 0, 2)
+            result = env.step(key, state, action, params)
+            return result.state, (
+                result.observation,
+                result.info["final_observation"],
+                result.terminated,
+                result.truncated,
+            )
+
+        return observation, jax.lax.scan(one, state, jax.random.split(steps_key, length))[1]
+
+    return jax.tree.map(np.asarray, run(key))
+
+
+@pytest.fixture(scope="module")
+def rollouts():
+    """The same key rolled out on Serial and on Multiprocessing."""
+    out = {}
+    for backend in ("Serial", "Multiprocessing"):
+        kwargs = {"num_workers": 2} if backend == "Multiprocessing" else {}
+        env, params = make("pufferlib::CartPole-v1", num_envs=NUM_ENVS, backend=backend, **kwargs)
+        try:
+            out[backend] = _rollout(env, params, jax.random.key(3))
+        finally:
+            env.close()
+    return out
+
+
+def test_serial_and_multiprocessing_give_the_same_trajectory(rollouts):
+    serial, multiprocessing = rollouts["Serial"], rollouts["Multiprocessing"]
+    for a, b in zip(jax.tree.leaves(serial), jax.tree.leaves(multiprocessing), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_copies_start_from_different_seeds(rollouts):
+    first, _ = rollouts["Multiprocessing"]
+    assert len({tuple(row) for row in first.round(6)}) == NUM_ENVS
+
+
+def test_episode_end_resets_in_the_same_step(rollouts):
+    """No reset transition in the stream: the step after an end is an ordinary step."""
+    _, (observation, final, terminated, truncated) = rollouts["Serial"]
+    ended = np.argwhere(terminated | truncated)
+    assert len(ended), "random CartPole play must end an episode within 40 steps"
+    for t, i in ended:
+        x, angle = final[t, i, 0], final[t, i, 2]
+        assert abs(x) > 2.4 or abs(angle) > 0.2095, "final_observation is the terminal state"
+        assert np.all(np.abs(observation[t, i]) <= 0.05), "obs is the next episode's first"
+        if t + 1 < len(observation):
+            # One real step from a fresh reset: still near the origin, not a repeated reset obs.
+            assert not np.array_equal(observation[t + 1, i], observation[t, i])
+
+
+def test_user_env_creator_and_worker_exception_message_reach_the_user():
+    env, params = make(
+        "pufferlib::FailsAtStepTwo",
+        num_envs=2,
+        backend="Multiprocessing",
+        num_workers=1,
+        env_creator=FailsAtStepTwo,
+        scale=2.0,
+    )
+    try:
+        observation, state = env.reset(jax.random.key(0), params)
+        np.testing.assert_allclose(observation, np.ones((2, 3)))
+        state = env.step(jax.random.key(1), state, jnp.zeros(2, jnp.int32), params).state
+        with pytest.raises(jax.errors.JaxRuntimeError, match="custom simulator exploded at t=2"):
+            jax.block_until_ready(env.step(jax.random.key(2), state, jnp.zeros(2, jnp.int32)))
+    finally:
+        env.close()
+
+
+def test_dead_worker_is_an_error_not_a_hang():
+    env, params = make("pufferlib::CartPole-v1", num_envs=2, backend="Multiprocessing")
+    try:
+        _, state = env.reset(jax.random.key(0), params)
+        (worker,) = env._host.vecenv.processes
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(timeout=10)
+        with pytest.raises(jax.errors.JaxRuntimeError, match=r"worker process \d+ died"):
+            jax.block_until_ready(env.step(jax.random.key(1), state, jnp.zeros(2, jnp.int32)))
+    finally:
+        env.close()
+
+
+def test_close_stops_the_worker_processes():
+    env, _ = make("pufferlib::CartPole-v1", num_envs=2, backend="Multiprocessing", num_workers=2)
+    processes = list(env._host.vecenv.processes)
+    assert all(p.is_alive() for p in processes)
+    env.close()
+    assert not any(p.is_alive() for p in processes)
+
+
+def test_bad_backend_and_worker_count_are_clear_errors():
+    with pytest.raises(ValueError, match="backend must be one of"):
+        make("pufferlib::CartPole-v1", backend="Ray")
+    with pytest.raises(ValueError, match="must be positive and divide num_envs=4"):
+        make("pufferlib::CartPole-v1", num_envs=4, backend="Multiprocessing", num_workers=3)
