@@ -7,6 +7,9 @@ class TestGymnaxContract(EnvironmentContract):
     """Discrete (CartPole), continuous (Pendulum) and memory (MemoryChain) tasks."""
 
     env_ids = ("gymnax::CartPole-v1", "gymnax::Pendulum-v1", "gymnax::MemoryChain-bsuite")
-    make_kwargs = {"gymnax::MemoryChain-bsuite": {"memory_length": 4}}  # noqa: RUF012
+    make_kwargs = {  # noqa: RUF012
+        "gymnax::MemoryChain-bsuite": {"memory_length": 4},
+        "gymnax::Pendulum-v1": {"max_steps_in_episode": 6},
+    }
     # Pendulum never terminates, so random actions always reach the limit.
     truncation_case = TruncationCase("gymnax::Pendulum-v1", {"max_steps_in_episode": 6}, 6)

@@ -169,6 +169,7 @@ class EnvironmentContract:
     num_envs: int = 2
     make_kwargs: dict[str, dict[str, Any]] = {}  # noqa: RUF012 - read-only class default
     rollout_length: int = 24
+    _compiled_cache: dict[Any, CompiledEnv]
     truncation_case: TruncationCase | None = None
     random_reset: bool = True
 
@@ -182,20 +183,41 @@ class EnvironmentContract:
                 )
             metafunc.parametrize("env_id", self.env_ids, scope="class")
 
-    @pytest.fixture(scope="class")
     @classmethod
-    def compiled(cls, env_id: str):
-        """The env for ``env_id`` with jitted reset, step and rollout."""
-        env, params = make(env_id, num_envs=cls.num_envs, **cls.make_kwargs.get(env_id, {}))
-        yield CompiledEnv(
+    def _compile(cls, env_id: str, make_kwargs: dict[str, Any]) -> CompiledEnv:
+        """Builds (or, for device envs, reuses) the env and its jitted functions.
+
+        Device envs are cached per class and kwargs: compiling is the slow
+        part, and a time-limit case that names an env id and kwargs already
+        checked reuses its compiled rollout instead of compiling another.
+        """
+        cache = cls.__dict__.get("_compiled_cache")
+        if cache is None:
+            cache = {}
+            cls._compiled_cache = cache
+        cache_key = (env_id, tuple(sorted(make_kwargs.items())))
+        if cache_key in cache:
+            return cache[cache_key]
+        env, params = make(env_id, num_envs=cls.num_envs, **make_kwargs)
+        compiled = CompiledEnv(
             env_id=env_id,
             env=env,
             params=params,
             reset=jax.jit(env.reset),
             step=jax.jit(env.step),
-            rollout=jax.jit(make_rollout(env, cls.rollout_length)),
+            rollout=jax.jit(make_rollout(EpisodeStatistics(env), cls.rollout_length)),
         )
-        env.close()
+        if env.capabilities.execution == "device":
+            cache[cache_key] = compiled
+        return compiled
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def compiled(cls, env_id: str):
+        """The env for ``env_id`` with jitted reset, step and rollout."""
+        compiled = cls._compile(env_id, cls.make_kwargs.get(env_id, {}))
+        yield compiled
+        compiled.env.close()
 
     @pytest.fixture(scope="class")
     @classmethod
@@ -364,12 +386,18 @@ class EnvironmentContract:
         case = self.truncation_case
         if case is None:
             pytest.skip("the backend declares no time limits (truncation_case = None)")
-        env, params = make(case.env_id, num_envs=self.num_envs, **case.make_kwargs)
+        length = 2 * case.limit + 1
+        if self.rollout_length < length:
+            raise ValueError(
+                f"{type(self).__name__}: rollout_length={self.rollout_length} is too short for a "
+                f"{case.limit}-step truncation_case; it needs at least {length} steps."
+            )
+        compiled = self._compile(case.env_id, case.make_kwargs)
         try:
-            rollout = jax.jit(make_rollout(EpisodeStatistics(env), 2 * case.limit + 1))
-            out = jax.tree.map(np.asarray, rollout(jax.random.key(5), params))
+            out = compiled.rollout(jax.random.key(5), compiled.params)
+            out = jax.tree.map(lambda x: np.asarray(x)[:length], out)
         finally:
-            env.close()
+            compiled.env.close()
         point = "time limit"
         ends = np.zeros_like(out["truncated"])
         ends[case.limit - 1] = True
@@ -493,17 +521,23 @@ class EnvironmentContract:
         keys = jax.random.split(jax.random.key(16), num_seeds)
         vmapped_reset = jax.vmap(env.reset, in_axes=(0, None))
         if env.capabilities.vmap_over_seeds:
-            observation, state = jax.jit(vmapped_reset)(keys, compiled.params)
+
+            def reset_and_step(keys: jax.Array, params: Any):
+                observation, state = vmapped_reset(keys, params)
+                actions = jax.vmap(lambda k: sample_actions(env.action_space, k, env.num_envs))(
+                    keys
+                )
+                stepped = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, actions, params)
+                return observation, stepped
+
+            # One compiled program for both calls: compiling dominates on big envs.
+            observation, stepped = jax.jit(reset_and_step)(keys, compiled.params)
             expected = (num_seeds, env.num_envs, *env.observation_space.shape)
             _check(
                 observation.shape == expected,
                 compiled.env_id,
                 "capabilities.vmap_over_seeds",
                 f"vmapped reset gave {observation.shape}, expected {expected}",
-            )
-            actions = jax.vmap(lambda k: sample_actions(env.action_space, k, env.num_envs))(keys)
-            stepped = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))(
-                keys, state, actions, compiled.params
             )
             _check(
                 stepped.reward.shape == (num_seeds, env.num_envs),
