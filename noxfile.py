@@ -125,6 +125,13 @@ def contract(session: nox.Session, backend: str, device: str) -> None:
 
 
 @nox.session
+def expensive(session: nox.Session) -> None:
+    """Tests too slow for CI's two cores (e.g. craftax's pixel renderers): not run by default."""
+    sync(session, "--all-packages", "--extra", "all", "--group", "test")
+    pytest(session, "packages", "-m", "expensive")
+
+
+@nox.session
 def isolation(session: nox.Session) -> None:
     """Built wheels in a fresh env: an extra pulls in its backend and nothing else."""
     dist = ROOT / "dist"

@@ -113,14 +113,18 @@ def test_unknown_kwarg_names_both_kinds_of_params():
     assert "static env params:" in message
 
 
-# Tracing the full game's renderer is the slowest trace here, and the first use
-# after installing craftax also builds craftax's texture cache (minutes).
-SLOW_TO_TRACE = {"Craftax-Pixels-v1"}
+# The first use of a pixel id after installing craftax builds craftax's texture
+# cache inside its package folder (minutes on two cores), so these traces run
+# in `nox -s expensive`, not in CI.
+EXPENSIVE_TO_TRACE = {"Craftax-Pixels-v1", "Craftax-Classic-Pixels-v1"}
 
 
 @pytest.mark.parametrize(
     "env_id",
-    [pytest.param(i, marks=pytest.mark.slow) if i in SLOW_TO_TRACE else i for i in CRAFTAX_IDS],
+    [
+        pytest.param(i, marks=pytest.mark.expensive) if i in EXPENSIVE_TO_TRACE else i
+        for i in CRAFTAX_IDS
+    ],
 )
 def test_observations_match_the_declared_space(env_id):
     # Traced, not compiled: shapes and dtypes without the minute-long compile.

@@ -64,6 +64,16 @@ def check_sequence_inputs(name: str, inputs: jax.Array, episode_starts: jax.Arra
         )
 
 
+def check_head_dim(name: str, features: int, num_heads: int) -> int:
+    """Return ``features // num_heads``; raise ValueError unless it divides evenly."""
+    if num_heads < 1 or features % num_heads:
+        raise ValueError(
+            f"{name} needs features divisible by num_heads, got features={features}, "
+            f"num_heads={num_heads}."
+        )
+    return features // num_heads
+
+
 def reset_where(start: jax.Array, carry: Carry, initial: Carry) -> Carry:
     """Per batch row, replace ``carry`` by ``initial`` where ``start: [B]`` is True."""
 

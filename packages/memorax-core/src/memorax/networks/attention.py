@@ -1,0 +1,166 @@
+"""Multi-head self-attention with a sliding key/value cache in the carry."""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memorax.networks.sequence_model import (
+    SequenceModel,
+    check_head_dim,
+    check_sequence_inputs,
+)
+
+_POSITIONAL = ("rope", "alibi", "none")
+
+
+def rotate(x: jax.Array, positions: jax.Array, base: float = 10_000.0) -> jax.Array:
+    """Rotary position embedding (Su et al., 2021).
+
+    Rotates pairs ``(x[..., i], x[..., i + D/2])`` of ``x: [B, T, H, D]`` by
+    ``positions [B, T] * base^(-2i/D)``, so the dot product of a rotated query
+    and key depends only on their position difference.
+    """
+    half = x.shape[-1] // 2
+    frequencies = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+    angles = positions[..., None, None].astype(jnp.float32) * frequencies  # [B, T, 1, D/2]
+    cos, sin = jnp.cos(angles), jnp.sin(angles)
+    first, second = x[..., :half], x[..., half:]
+    return jnp.concatenate([first * cos - second * sin, first * sin + second * cos], axis=-1)
+
+
+def alibi_slopes(num_heads: int) -> jax.Array:
+    """ALiBi's per-head slopes ``2^(-8 h / num_heads)``, ``h = 1..num_heads``.
+
+    Press et al., 2022.
+    """
+    return 2.0 ** (-8.0 * jnp.arange(1, num_heads + 1, dtype=jnp.float32) / num_heads)
+
+
+def episode_positions(
+    episode_starts: jax.Array, first_position: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """Step index within the episode for each of ``T`` steps.
+
+    Args:
+        episode_starts: ``[B, T]`` bool.
+        first_position: ``[B]`` int, the position of step 0 if no episode starts there.
+
+    Returns:
+        ``(positions [B, T], next_position [B])``.
+    """
+    steps = episode_starts.shape[1]
+    index = jnp.arange(steps, dtype=jnp.int32)
+    last_start = jax.lax.cummax(jnp.where(episode_starts, index, -1), axis=1)
+    positions = jnp.where(last_start >= 0, index - last_start, first_position[:, None] + index)
+    return positions, positions[:, -1] + 1
+
+
+class MultiHeadAttention(SequenceModel):
+    """Causal multi-head self-attention over a sliding window of ``context_length`` past steps.
+
+    Each step attends to itself and the previous ``context_length`` steps of
+    its own episode. The carry caches their keys and values, so acting one
+    step at a time and training on a whole sequence give the same outputs.
+
+    - Keys from before an episode start are masked out, both inside the
+      sequence and in the cache.
+    - Positions count steps since the episode start (carried across calls):
+      ``"rope"`` rotates queries and keys by them (keys are cached rotated);
+      ``"alibi"`` adds ``-slope_h * (t_query - t_key)`` to the logits;
+      ``"none"`` uses no positions.
+
+    ``[B, T, F] -> [B, T, features]``; carry ``{"keys", "values": [B, context_length,
+    num_heads, head_dim], "valid": [B, context_length] bool, "position": [B] int32}``.
+    """
+
+    features: int
+    num_heads: int = 4
+    context_length: int = 64
+    positional: Literal["rope", "alibi", "none"] = "rope"
+
+    def _check(self) -> int:
+        head_dim = check_head_dim("MultiHeadAttention", self.features, self.num_heads)
+        if self.positional not in _POSITIONAL:
+            raise ValueError(
+                f"MultiHeadAttention positional must be one of {_POSITIONAL}, "
+                f"got {self.positional!r}."
+            )
+        if self.positional == "rope" and head_dim % 2:
+            raise ValueError(
+                f"RoPE rotates pairs of dimensions, so head_dim = features // num_heads must be "
+                f"even, got {head_dim}."
+            )
+        if self.context_length < 1:
+            raise ValueError(
+                f"MultiHeadAttention context_length must be >= 1, got {self.context_length}."
+            )
+        return head_dim
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, episode_starts: jax.Array, carry: dict[str, jax.Array]
+    ) -> tuple[dict[str, jax.Array], jax.Array]:
+        check_sequence_inputs("MultiHeadAttention", inputs, episode_starts)
+        head_dim = self._check()
+        batch, steps = inputs.shape[:2]
+        window = self.context_length
+        shape = (batch, steps, self.num_heads, head_dim)
+        query = jnp.reshape(nn.Dense(self.features, name="query")(inputs), shape)
+        key = jnp.reshape(nn.Dense(self.features, name="key")(inputs), shape)
+        value = jnp.reshape(nn.Dense(self.features, name="value")(inputs), shape)
+
+        positions, next_position = episode_positions(episode_starts, carry["position"])
+        if self.positional == "rope":
+            query, key = rotate(query, positions), rotate(key, positions)
+
+        # Cached steps come first: index i < window is the step window - i before this call.
+        keys = jnp.concatenate([carry["keys"].astype(key.dtype), key], axis=1)
+        values = jnp.concatenate([carry["values"].astype(value.dtype), value], axis=1)
+        segment = jnp.cumsum(episode_starts.astype(jnp.int32), axis=1)  # [B, T]
+        key_segment = jnp.concatenate([jnp.zeros((batch, window), jnp.int32), segment], axis=1)
+        key_valid = jnp.concatenate([carry["valid"], jnp.ones((batch, steps), bool)], axis=1)
+
+        query_index = window + jnp.arange(steps)[:, None]
+        key_index = jnp.arange(window + steps)[None, :]
+        distance = query_index - key_index  # [T, window + T]
+        in_window = (distance >= 0) & (distance <= window)
+        allowed = (
+            in_window[None]
+            & (key_segment[:, None, :] == segment[:, :, None])
+            & key_valid[:, None, :]
+        )  # [B, T, window + T]
+
+        logits = jnp.einsum("bqhd,bkhd->bhqk", query, keys) / math.sqrt(head_dim)
+        if self.positional == "alibi":
+            logits = logits - alibi_slopes(self.num_heads)[:, None, None] * distance
+        # Every query may attend to itself, so no row is fully masked.
+        logits = jnp.where(allowed[:, None], logits, -1e30)
+        weights = jax.nn.softmax(logits, axis=-1)
+        attended = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
+        outputs = nn.Dense(self.features, name="out")(jnp.reshape(attended, (batch, steps, -1)))
+
+        new_carry = {
+            "keys": keys[:, steps:],
+            "values": values[:, steps:],
+            # Cached keys from before the last episode start in this call are dead.
+            "valid": key_valid[:, steps:] & (key_segment[:, steps:] == segment[:, -1:]),
+            "position": next_position,
+        }
+        return new_carry, outputs
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> dict[str, jax.Array]:
+        """An empty cache (all entries invalid) at position 0."""
+        head_dim = self._check()
+        cache = jnp.zeros((batch_size, self.context_length, self.num_heads, head_dim), jnp.float32)
+        return {
+            "keys": cache,
+            "values": cache,
+            "valid": jnp.zeros((batch_size, self.context_length), bool),
+            "position": jnp.zeros((batch_size,), jnp.int32),
+        }

@@ -1,0 +1,49 @@
+"""Gated recurrent unit (Cho et al., 2014)."""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from memorax.networks.recurrent_scan import recurrent_scan
+from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
+
+
+class GRU(SequenceModel):
+    """GRU over ``[B, T, F] -> [B, T, features]``; carry ``h: [B, features]``.
+
+    ``r = sigma(W_r x + U_r h + b_r)``, ``z = sigma(W_z x + U_z h + b_z)``,
+    ``n = tanh(W_n x + b_n + r * (U_n h + c_n))``, ``h' = (1 - z) n + z h``.
+    Input projections for all steps run at once; only ``U h`` is sequential.
+    """
+
+    features: int
+
+    @nn.compact
+    def __call__(
+        self, inputs: jax.Array, episode_starts: jax.Array, carry: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        check_sequence_inputs("GRU", inputs, episode_starts)
+        size = self.features
+        projected = nn.Dense(3 * size, name="input")(inputs)
+        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (size, 3 * size))
+        candidate_bias = self.param("candidate_bias", nn.initializers.zeros_init(), (size,))
+
+        def cell(h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+            x_r, x_z, x_n = jnp.split(x, 3, axis=-1)
+            h_r, h_z, h_n = jnp.split(h @ recurrent, 3, axis=-1)
+            r = jax.nn.sigmoid(x_r + h_r)
+            z = jax.nn.sigmoid(x_z + h_z)
+            n = jnp.tanh(x_n + r * (h_n + candidate_bias))
+            h = (1.0 - z) * n + z * h
+            return h, h
+
+        return recurrent_scan(
+            cell, carry, projected, episode_starts, self.initialize_carry(inputs.shape[0])
+        )
+
+    @nn.nowrap
+    def initialize_carry(self, batch_size: int) -> jax.Array:
+        """Zeros ``[batch_size, features]``."""
+        return jnp.zeros((batch_size, self.features), jnp.float32)
