@@ -5,8 +5,9 @@
 :mod:`memorax.networks`.
 """
 
+from memorax.algorithms import PPO, PPOConfig, PPOState
 from memorax.envs import make
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__", "make"]
+__all__ = ["PPO", "PPOConfig", "PPOState", "__version__", "make"]

@@ -31,9 +31,7 @@ class CountdownParams:
     time_limit: int = 1000
 
 
-def make_countdown(
-    env_id: str, num_envs: int, time_limit: int = 1000, fault: str | None = None
-):
+def make_countdown(env_id: str, num_envs: int, time_limit: int = 1000, fault: str | None = None):
     """Builds ``num_envs`` countdown envs; ``env_id`` must be ``"Countdown-v0"``.
 
     ``fault`` breaks one contract point on purpose, to test that the contract

@@ -1,0 +1,241 @@
+"""``memorax train``: options, config file and resume, resolved into run settings."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from memorax.cli.agents import ALGORITHMS, TORSOS
+from memorax.cli.run_settings import (
+    RUN_FILE,
+    SETTING_NAMES,
+    RunSettings,
+    SettingsError,
+    load_config_file,
+    parse_field_value,
+)
+
+__all__ = ["add_train_command"]
+
+LOGGERS = ("console", "csv", "jsonl", "tensorboard", "wandb")
+EXAMPLES = """\
+examples:
+  memorax train                                   PPO on gymnax::CartPole-v1, 2 seeds
+  memorax train --env gymnax::MemoryChain-bsuite --env-arg memory_length=10 --torso gru
+  memorax train --env gymnasium::CartPole-v1 --seeds 1 --logger tensorboard
+  memorax train --config run.toml --ppo.num-minibatches 8
+  memorax train --resume runs/ppo-CartPole-v1-20261125-120000
+"""
+
+
+def add_train_command(commands: argparse._SubParsersAction) -> None:
+    """Registers ``train`` on the ``memorax`` parser."""
+    parser = commands.add_parser(
+        "train",
+        help="train an agent (default: PPO on gymnax::CartPole-v1)",
+        description="Train an agent and write metrics, checkpoints and a learning curve "
+        "to a run directory.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=argparse.SUPPRESS,
+    )
+    run = parser.add_argument_group("run")
+    defaults = RunSettings()
+    run.add_argument("--algo", choices=sorted(ALGORITHMS), help=f"(default: {defaults.algo})")
+    run.add_argument(
+        "--env", metavar="NAMESPACE::ID", help=f"environment id (default: {defaults.env})"
+    )
+    run.add_argument(
+        "--env-arg",
+        dest="env_args",
+        action="append",
+        metavar="KEY=VALUE",
+        help="keyword argument for make(), repeatable (e.g. memory_length=10)",
+    )
+    run.add_argument(
+        "--torso", choices=TORSOS, metavar="TORSO", help=f"{', '.join(TORSOS)} (default: mlp)"
+    )
+    run.add_argument(
+        "--num-steps",
+        type=_positive_int,
+        help=f"env steps per seed, all env copies counted (default: {defaults.num_steps:,})",
+    )
+    run.add_argument(
+        "--seeds",
+        type=_positive_int,
+        help="seeds to train; one jax.vmap on JAX-native envs, one after another on "
+        f"callback envs (default: {defaults.seeds})",
+    )
+    run.add_argument("--seed", type=int, help="base random seed (default: 0)")
+    run.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<name>)")
+    run.add_argument(
+        "--logger",
+        dest="loggers",
+        action="append",
+        choices=LOGGERS,
+        help="console (a line per update), csv, jsonl, tensorboard, wandb; repeatable "
+        "(default: csv; a progress bar is always shown)",
+    )
+    run.add_argument("--config", type=Path, metavar="FILE", help="TOML or YAML file of settings")
+    run.add_argument(
+        "--resume",
+        type=Path,
+        metavar="RUN_DIR",
+        help="continue the run in RUN_DIR from its latest checkpoint",
+    )
+    run.add_argument("--hidden-size", type=_positive_int, help="network width (default: 64)")
+    run.add_argument("--learning-rate", type=float, help="Adam step size (default: 2.5e-4)")
+    run.add_argument(
+        "--checkpoint-every",
+        type=_positive_int,
+        metavar="UPDATES",
+        help="checkpoint every this many updates (default: a tenth of the run)",
+    )
+    for name, spec in ALGORITHMS.items():
+        group = parser.add_argument_group(
+            f"{name} config", f"fields of {spec.config_class.__name__} (--{name}.FIELD VALUE)"
+        )
+        for config_field in spec.config_fields():
+            default = spec.defaults.get(config_field.name, config_field.default)
+            shown = "" if default is dataclasses.MISSING else f" (default: {default})"
+            group.add_argument(
+                f"--{name}.{config_field.name.replace('_', '-')}",
+                dest=f"{name}.{config_field.name}",
+                metavar="VALUE",
+                help=f"{config_field.name}{shown}",
+            )
+    parser.set_defaults(run=run_train, command_parser=parser)
+
+
+def run_train(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    """Resolves the settings and trains."""
+    from memorax.cli.training_run import train_run
+    from memorax.envs import (
+        BackendNotInstalledError,
+        EnvironmentKwargsError,
+        UnknownEnvironmentError,
+        UnknownNamespaceError,
+    )
+
+    # The library's own errors, shown as usage errors without a traceback.
+    user_errors = (
+        SettingsError,
+        UnknownNamespaceError,
+        BackendNotInstalledError,
+        UnknownEnvironmentError,
+        EnvironmentKwargsError,
+    )
+    try:
+        settings, resume_dir = resolve_settings(vars(options))
+        return train_run(settings, resume_dir=resume_dir)
+    except user_errors as error:
+        parser.error(str(error))
+
+
+def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:
+    """Merges defaults, the config file (or the resumed run) and flags into settings."""
+    given = {k: v for k, v in given.items() if k not in ("run", "command", "command_parser")}
+    resume_dir = given.pop("resume", None)
+    if resume_dir is not None:
+        run_file = Path(resume_dir) / RUN_FILE
+        if not run_file.is_file():
+            raise SettingsError(
+                f"--resume {resume_dir}: no {RUN_FILE} there; pass a directory written by "
+                "memorax train."
+            )
+        settings = RunSettings.from_json(run_file.read_text())
+        extra = sorted(set(given) - {"num_steps"})
+        if extra:
+            raise SettingsError(
+                f"--resume continues the saved run with its own settings; only --num-steps "
+                f"may change, but {', '.join('--' + e.replace('_', '-') for e in extra)} "
+                "was given."
+            )
+        if "num_steps" in given:
+            settings.num_steps = given["num_steps"]
+        settings.out = str(resume_dir)
+        return settings, Path(resume_dir)
+
+    values = dataclasses.asdict(RunSettings())
+    config_file = given.pop("config", None)
+    if config_file is not None:
+        _merge_config_file(values, load_config_file(config_file), config_file)
+    env_args = given.pop("env_args", None)
+    for key, value in given.items():
+        if "." in key:
+            continue
+        values[key] = value
+    algo = values["algo"]
+    if algo not in ALGORITHMS:
+        raise SettingsError(f"Unknown algo {algo!r}; choose one of {', '.join(ALGORITHMS)}.")
+    spec = ALGORITHMS[algo]
+    for key, text in given.items():
+        if "." not in key:
+            continue
+        owner, name = key.split(".", 1)
+        if owner != algo:
+            raise SettingsError(f"--{key.replace('_', '-')} configures {owner}, not --algo {algo}.")
+        values["algo_config"][name] = parse_field_value(spec.config_class, name, text, owner)
+    for pair in env_args or []:
+        if "=" not in pair:
+            raise SettingsError(f"--env-arg {pair!r}: write KEY=VALUE, e.g. memory_length=10.")
+        key, text = pair.split("=", 1)
+        values["env_kwargs"][key] = _parse_literal(text)
+    if values["torso"] not in TORSOS:
+        raise SettingsError(f"Unknown torso {values['torso']!r}; choose one of {TORSOS}.")
+    if "loggers" in given:
+        values["loggers"] = list(dict.fromkeys(given["loggers"]))
+    return RunSettings(**values), None
+
+
+def _merge_config_file(values: dict[str, Any], data: dict[str, Any], path: Path) -> None:
+    algo = data.get("algo", values["algo"])
+    for key, value in data.items():
+        if key == "env_kwargs" or key in ALGORITHMS:
+            if not isinstance(value, dict):
+                raise SettingsError(f"--config {path}: [{key}] must be a table.")
+            target = values["env_kwargs"] if key == "env_kwargs" else values["algo_config"]
+            if key in ALGORITHMS and key != algo:
+                raise SettingsError(f"--config {path}: [{key}] does not match algo {algo!r}.")
+            if key in ALGORITHMS:
+                known = {f.name for f in ALGORITHMS[key].config_fields()}
+                unknown = sorted(set(value) - known)
+                if unknown:
+                    raise SettingsError(
+                        f"--config {path}: [{key}] has no field(s) {', '.join(unknown)}; "
+                        f"fields: {', '.join(sorted(known))}."
+                    )
+            target.update(value)
+        elif key.replace("-", "_") in SETTING_NAMES - {"algo_config", "env_kwargs"}:
+            values[key.replace("-", "_")] = value
+        else:
+            raise SettingsError(
+                f"--config {path}: unknown setting {key!r}. Settings: "
+                f"{', '.join(sorted(SETTING_NAMES - {'algo_config'}))}, and a "
+                f"[{algo}] table of config fields."
+            )
+
+
+def _parse_literal(text: str) -> Any:
+    """``"10"`` -> 10, ``"0.5"`` -> 0.5, ``"true"`` -> True, anything else stays a string."""
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value

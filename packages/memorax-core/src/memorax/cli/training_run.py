@@ -1,0 +1,283 @@
+"""One training run as ``memorax train`` does it: chunks, logs, checkpoints, a plot.
+
+Training runs in chunks of ``checkpoint_every`` updates; after each chunk
+the full state (every seed's agent state, whose counters and keys are part
+of it) is checkpointed. Chunk ``c`` trains with a key derived from the base
+seed and ``c`` alone, so resuming from a checkpoint replays exactly the
+chunks an uninterrupted run would have run: on a JAX-native env the result
+is the same bit for bit.
+
+JAX-native envs train all seeds in one ``jax.vmap``. Callback envs have one
+host env that cannot be vmapped, so their seeds train one after another.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from memorax.checkpoints import Checkpointer, GracefulInterrupt
+from memorax.cli.agents import ALGORITHMS
+from memorax.cli.run_settings import RUN_FILE, RunSettings, SettingsError
+from memorax.envs import make
+from memorax.logging import (
+    ConsoleLogger,
+    CSVLogger,
+    JSONLLogger,
+    Logger,
+    MultiLogger,
+    Progress,
+    TensorBoardLogger,
+    WandbLogger,
+    as_metrics_callback,
+)
+from memorax.plotting import plot_runs
+
+__all__ = ["CURVE_FILE", "train_run"]
+
+CURVE_FILE = "learning_curve.png"
+INTERRUPTED = 130
+
+
+class _SeedShift:
+    """Logs metrics of the seed trained alone as seed ``offset`` (sequential seeds)."""
+
+    def __init__(self, logger: Logger):
+        self.logger = logger
+        self.offset = 0
+
+    def log(self, step: int, metrics: Any, seed: int = 0) -> None:
+        self.logger.log(step, metrics, seed + self.offset)
+
+    def close(self) -> None:
+        self.logger.close()
+
+
+def train_run(settings: RunSettings, resume_dir: Path | None = None) -> int:
+    """Trains as ``settings`` say, writing into the run directory; returns the exit status."""
+    spec = ALGORITHMS[settings.algo]
+    config_values = {**spec.defaults, **settings.algo_config}
+    try:
+        config = spec.config_class(**config_values)
+    except (TypeError, ValueError) as error:
+        raise SettingsError(str(error)) from error
+    try:
+        env, env_params = make(settings.env, num_envs=config.num_envs, **settings.env_kwargs)
+    except ValueError as error:  # malformed ids and num_envs
+        raise SettingsError(str(error)) from error
+    per_update = config.num_envs * config.num_steps
+    total_updates = settings.num_steps // per_update
+    if total_updates < 1:
+        raise SettingsError(
+            f"--num-steps {settings.num_steps} is less than one update "
+            f"(num_envs * num_steps = {per_update} env steps)."
+        )
+    if settings.checkpoint_every is None:
+        settings.checkpoint_every = max(1, math.ceil(total_updates / 10))
+    run_dir = _run_dir(settings, resume_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / RUN_FILE).write_text(settings.to_json())
+
+    vmapped = env.capabilities.vmap_over_seeds
+    if settings.seeds > 1 and not vmapped:
+        print(
+            f"{settings.env} runs on the host through callbacks and cannot be vmapped over "
+            f"seeds: training the {settings.seeds} seeds one after another.",
+            flush=True,
+        )
+    checkpointer = Checkpointer(run_dir, max_to_keep=2)
+    resumed = _resume_point(checkpointer, resume_dir)
+    start_steps = resumed["env_steps"] if resumed else 0
+    total_steps = total_updates * per_update
+    progress = Progress(total_steps, initial_steps=start_steps)
+    logger = _SeedShift(
+        MultiLogger([*_loggers(settings, run_dir, start_steps if resumed else None), progress])
+    )
+    agent = spec.build(
+        config,
+        env,
+        env_params,
+        settings.torso,
+        settings.hidden_size,
+        settings.learning_rate,
+        as_metrics_callback(logger),
+    )
+    print(
+        f"training {settings.algo} on {settings.env} ({settings.torso} torso), "
+        f"{settings.seeds} seed(s) x {total_steps:,} env steps -> {run_dir}",
+        flush=True,
+    )
+    started = time.monotonic()
+    base_key = jax.random.key(settings.seed)
+    chunks = _chunks(total_updates, settings.checkpoint_every)
+    interrupted = False
+    with GracefulInterrupt() as interrupt:
+        if vmapped:
+            interrupted = _train_vmapped(
+                agent, settings, base_key, chunks, per_update, checkpointer, resumed, interrupt
+            )
+        else:
+            interrupted = _train_sequential(
+                agent, settings, base_key, chunks, per_update, checkpointer, resumed,
+                interrupt, logger,
+            )  # fmt: skip
+    jax.effects_barrier()  # the last metrics callbacks reach the loggers before they close
+    logger.close()
+    checkpointer.close()
+    elapsed = time.monotonic() - started
+    curve = plot_runs([run_dir], run_dir / CURVE_FILE, title=f"{settings.algo} on {settings.env}")
+    if interrupted:
+        print(
+            f"interrupted: checkpoint and logs are in {run_dir}; continue with "
+            f"`memorax train --resume {run_dir}`",
+            flush=True,
+        )
+        return INTERRUPTED
+    print(f"done in {elapsed:.1f} s; learning curve: {curve}", flush=True)
+    return 0
+
+
+def _train_vmapped(agent, settings, base_key, chunks, per_update, checkpointer, resumed, interrupt):
+    seeds = settings.seeds
+    init = jax.jit(jax.vmap(agent.init))
+    states = init(jax.random.split(jax.random.fold_in(base_key, 0), seeds))
+    empty_metrics = states.metrics
+    first_chunk = 0
+    if resumed is not None:
+        states = checkpointer.restore(states, resumed["step"])
+        first_chunk = resumed["chunk"] + 1
+    train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
+    for chunk, updates in enumerate(chunks):
+        if chunk < first_chunk:
+            continue
+        keys = jax.random.split(_chunk_key(base_key, 0, chunk), seeds)
+        states = train(keys, states, updates * per_update)
+        env_steps = int(np.max(np.asarray(states.env_steps)))
+        # `train` starts every call from empty metrics, so the per-update
+        # metrics of this chunk (already logged) are not part of the
+        # checkpoint; this keeps its structure the same as a fresh init's.
+        checkpointer.save(
+            env_steps,
+            states.replace(metrics=empty_metrics),
+            {"chunk": chunk, "seed": 0, "env_steps": env_steps},
+        )
+        if interrupt.requested:
+            return True
+    _report_evaluation(agent, states, base_key, vmapped=True)
+    return False
+
+
+def _train_sequential(
+    agent, settings, base_key, chunks, per_update, checkpointer, resumed, interrupt, logger
+):
+    init = jax.jit(agent.init)
+    first_seed = resumed["seed"] if resumed else 0
+    for seed in range(first_seed, settings.seeds):
+        logger.offset = seed
+        state = init(jax.random.fold_in(jax.random.fold_in(base_key, 0), seed))
+        empty_metrics = state.metrics
+        first_chunk = 0
+        if resumed is not None and seed == resumed["seed"]:
+            state = checkpointer.restore(state, resumed["step"])
+            # The host env behind a callback backend cannot be restored: start
+            # fresh episodes from the restored agent.
+            state = agent.reset_env(jax.random.fold_in(base_key, 2), state)
+            print(
+                f"{settings.env} is a callback env whose host state cannot be saved: the "
+                "agent is restored and the env starts new episodes.",
+                flush=True,
+            )
+            first_chunk = resumed["chunk"] + 1
+        for chunk, updates in enumerate(chunks):
+            if chunk < first_chunk:
+                continue
+            state = agent.train(_chunk_key(base_key, seed, chunk), state, updates * per_update)
+            steps = int(state.env_steps) + seed * sum(chunks) * per_update
+            checkpointer.save(
+                steps,
+                state.replace(metrics=empty_metrics),
+                {"chunk": chunk, "seed": seed, "env_steps": int(state.env_steps)},
+            )
+            if interrupt.requested:
+                return True
+        _report_evaluation(agent, state, base_key, vmapped=False, seed=seed)
+    return False
+
+
+def _report_evaluation(agent, state, base_key, vmapped: bool, seed: int = 0) -> None:
+    """Prints the deterministic policy's return, one episode per env copy."""
+    key = jax.random.fold_in(base_key, 3)
+    if vmapped:
+        num_seeds = jnp.shape(state.env_steps)[0]
+        returns = [
+            np.nanmean(
+                np.asarray(
+                    agent.evaluate(
+                        jax.random.fold_in(key, s), jax.tree.map(lambda x, s=s: x[s], state)
+                    ).evaluation.returns
+                )
+            )
+            for s in range(num_seeds)
+        ]
+    else:
+        evaluated = agent.evaluate(jax.random.fold_in(key, seed), state)
+        returns = [float(np.nanmean(np.asarray(evaluated.evaluation.returns)))]
+    shown = ", ".join(f"{r:.1f}" for r in returns)
+    print(f"evaluation return (deterministic policy) per seed: {shown}", flush=True)
+
+
+def _chunk_key(base_key: jax.Array, seed: int, chunk: int) -> jax.Array:
+    return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(base_key, 1), seed), chunk)
+
+
+def _chunks(total_updates: int, every: int) -> list[int]:
+    """Updates per chunk: full chunks of ``every`` and a smaller last one if needed."""
+    full, rest = divmod(total_updates, every)
+    return [every] * full + ([rest] if rest else [])
+
+
+def _resume_point(checkpointer: Checkpointer, resume_dir: Path | None) -> dict | None:
+    if resume_dir is None:
+        return None
+    step = checkpointer.latest_step()
+    if step is None:
+        raise SettingsError(f"--resume {resume_dir}: the run has no checkpoint to resume from.")
+    metadata = checkpointer.metadata(step)
+    return {"step": step, **metadata}
+
+
+def _run_dir(settings: RunSettings, resume_dir: Path | None) -> Path:
+    if resume_dir is not None:
+        return resume_dir
+    if settings.out is None:
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        env_name = settings.env.split("::")[-1]
+        settings.out = str(Path("runs") / f"{settings.algo}-{env_name}-{stamp}")
+    return Path(settings.out)
+
+
+def _loggers(settings: RunSettings, run_dir: Path, resume_step: int | None) -> list[Logger]:
+    loggers: list[Logger] = []
+    for name in settings.loggers:
+        if name == "console":
+            loggers.append(ConsoleLogger(stream=sys.stdout))
+        elif name == "csv":
+            loggers.append(CSVLogger(run_dir, resume_step=resume_step))
+        elif name == "jsonl":
+            loggers.append(JSONLLogger(run_dir, resume_step=resume_step))
+        elif name == "tensorboard":
+            loggers.append(TensorBoardLogger(run_dir, resume_step=resume_step))
+        elif name == "wandb":
+            loggers.append(WandbLogger(run_dir, config=settings.__dict__, resume_step=resume_step))
+    if not any(name in ("csv", "jsonl") for name in settings.loggers):
+        # The learning curve is drawn from the metrics file: always write one.
+        loggers.append(CSVLogger(run_dir, resume_step=resume_step))
+    return loggers

@@ -1,0 +1,95 @@
+"""The code of the sharp-bits seed document, run as written (plus imports and networks).
+
+Each block of ``shared/SHARP_BITS.md`` is reproduced with only the imports
+and the network building added, then the behaviour it describes is
+asserted: what must work works, and what must fail fails loudly.
+"""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+import optax
+import pytest
+
+from memorax import PPO, PPOConfig, make
+from memorax.networks import Categorical, VNetwork
+from memorax_envs_callback import CallbackVmapError
+
+from .conftest import mlp_network
+
+# `make(...)` in the seed document uses the default num_envs=1.
+config = PPOConfig(num_envs=1, num_steps=128)
+actor, critic = mlp_network(Categorical(2), width=32), mlp_network(VNetwork(), width=32)
+optimizer = optax.adam(3e-4)
+
+
+def test_reset_resets_the_real_environment_block_runs_and_continues_training():
+    env, env_params = make("gymnasium::CartPole-v1")
+    agent = PPO(config, env, env_params, actor, critic, optimizer, optimizer)
+    # --- the seed document's block ---
+    key = jax.random.key(0)
+    key, init_key = jax.random.split(key)
+    state = agent.init(init_key)
+    key, train_key = jax.random.split(key)
+    state = agent.train(train_key, state, num_steps=10_000)
+
+    key, eval_key = jax.random.split(key)
+    state = agent.evaluate(eval_key, state)
+    # --- end of block ---
+    assert env_params is None
+    assert int(state.evaluation.count) == 1
+    assert float(state.evaluation.returns[0, 0]) >= 1
+    trained = agent.train(train_key, state, num_steps=1_024)
+    assert int(trained.env_steps) == int(state.env_steps) + 1_024
+
+
+def test_a_state_made_stale_by_evaluate_is_a_clear_error():
+    env, env_params = make("gymnasium::CartPole-v1")
+    agent = PPO(config, env, env_params, actor, critic, optimizer, optimizer)
+    before = agent.train(jax.random.key(1), agent.init(jax.random.key(0)), num_steps=256)
+    agent.evaluate(jax.random.key(2), before)
+    with pytest.raises(Exception, match="StaleEnvironmentStateError") as caught:
+        jax.block_until_ready(agent.train(jax.random.key(3), before, num_steps=256))
+    message = str(caught.value)
+    assert "use a separate env for evaluation" in message
+
+
+def test_vmap_over_seeds_block_trains_independent_seeds_on_a_jax_native_env():
+    env, env_params = make("gymnax::CartPole-v1")
+    # --- the seed document's block ---
+    agent = PPO(config, env, env_params, actor, critic, optimizer, optimizer)
+    key = jax.random.key(0)
+    init = jax.vmap(agent.init)
+    train = jax.vmap(agent.train, in_axes=(0, 0, None))
+    key, init_key = jax.random.split(key)
+    states = init(jax.random.split(init_key, 4))
+    key, train_key = jax.random.split(key)
+    states = train(jax.random.split(train_key, 4), states, 10_000)
+    # --- end of block ---
+    np.testing.assert_array_equal(states.env_steps, [9_984] * 4)
+    kernels = jax.tree.leaves(states.actor_params)[1]
+    assert not np.allclose(kernels[0], kernels[1]), "seeds must train independently"
+
+
+def test_the_same_vmap_on_a_callback_env_says_why_and_what_to_do():
+    env, env_params = make("gymnasium::CartPole-v1")
+    agent = PPO(config, env, env_params, actor, critic, optimizer, optimizer)
+    with pytest.raises(CallbackVmapError) as caught:
+        jax.vmap(agent.init)(jax.random.split(jax.random.key(0), 4))
+    message = str(caught.value)
+    assert "cannot be vmapped over seeds" in message
+    assert "gymnax" in message or "one after another" in message
+
+
+def test_env_params_is_none_and_kwargs_reach_the_host_env():
+    env, env_params = make("gymnasium::CartPole-v1", num_envs=2, max_episode_steps=5)
+    assert env_params is None
+    observation, state = env.reset(jax.random.key(0), env_params)
+    truncated = []
+    for step in range(5):
+        out = env.step(jax.random.key(step), state, jax.numpy.zeros(2, jax.numpy.int32))
+        state = out.state
+        truncated.append(np.asarray(out.truncated) | np.asarray(out.terminated))
+    assert np.asarray(truncated)[-1].all()
+    env.close()

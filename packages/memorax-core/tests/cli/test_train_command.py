@@ -1,0 +1,215 @@
+"""``memorax train`` and ``memorax plot`` as a user runs them."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from memorax.checkpoints import Checkpointer
+from memorax.cli import main
+from memorax.cli.run_settings import SettingsError
+from memorax.cli.train_command import resolve_settings
+
+TINY = [
+    "--ppo.num-envs", "2",
+    "--ppo.num-steps", "16",
+    "--ppo.num-minibatches", "2",
+    "--ppo.update-epochs", "1",
+    "--hidden-size", "8",
+    "--checkpoint-every", "2",
+]  # fmt: skip
+UPDATE = 2 * 16
+
+
+def train(out: Path, *extra: str, updates: int = 8) -> int:
+    return main(["train", "--out", str(out), "--num-steps", str(updates * UPDATE), *TINY, *extra])
+
+
+def final_states(run_dir: Path, template_dir: Path | None = None):
+    with Checkpointer(run_dir) as checkpoints:
+        step = checkpoints.latest_step()
+        return step, checkpoints.restore(_template(template_dir or run_dir), step)
+
+
+def _template(run_dir: Path):
+    """A fresh vmapped init of the run's agent: the structure checkpoints restore into."""
+    from memorax.cli.agents import ALGORITHMS
+    from memorax.cli.run_settings import RunSettings
+    from memorax.envs import make
+
+    settings = RunSettings.from_json((run_dir / "run.json").read_text())
+    spec = ALGORITHMS[settings.algo]
+    config = spec.config_class(**{**spec.defaults, **settings.algo_config})
+    env, params = make(settings.env, num_envs=config.num_envs)
+    agent = spec.build(config, env, params, settings.torso, settings.hidden_size, 1e-3, None)
+    keys = jax.random.split(jax.random.key(0), settings.seeds)
+    return jax.vmap(agent.init)(keys)
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "full"
+    assert train(out, "--logger", "csv", "--logger", "jsonl", "--logger", "tensorboard") == 0
+    return out
+
+
+def test_help_lists_the_options_and_config_fields(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--help"])
+    assert exit_.value.code == 0
+    text = capsys.readouterr().out
+    for option in ("--algo", "--env", "--torso", "--num-steps", "--seeds", "--out", "--logger",
+                   "--config", "--resume", "--ppo.gamma", "--ppo.num-minibatches"):  # fmt: skip
+        assert option in text
+
+
+def test_a_run_leaves_metrics_checkpoints_and_a_plot(finished_run):
+    files = {path.name for path in finished_run.iterdir()}
+    assert {
+        "run.json",
+        "metrics.csv",
+        "metrics.jsonl",
+        "learning_curve.png",
+        "checkpoints",
+    } <= files
+    assert (finished_run / "learning_curve.png").stat().st_size > 10_000
+    with (finished_run / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    # One series per seed: 8 updates for each of the 2 vmapped seeds.
+    assert sorted(int(row["seed"]) for row in rows) == [0] * 8 + [1] * 8
+    assert max(int(row["step"]) for row in rows) == 8 * UPDATE
+    steps = sorted(
+        int(p.name) for p in (finished_run / "checkpoints").iterdir() if p.name.isdigit()
+    )
+    assert steps[-1] == 8 * UPDATE
+    assert any((finished_run / "tensorboard").rglob("events.out.tfevents.*"))
+
+
+def test_resuming_reproduces_the_uninterrupted_run_bit_for_bit(finished_run, tmp_path):
+    partial = tmp_path / "partial"
+    assert train(partial, updates=4) == 0
+    assert main(["train", "--resume", str(partial), "--num-steps", str(8 * UPDATE)]) == 0
+    step_full, full = final_states(finished_run)
+    step_resumed, resumed = final_states(partial)
+    assert step_full == step_resumed == 8 * UPDATE
+    same = jax.tree.map(_bitwise_equal, full, resumed)
+    assert all(jax.tree.leaves(same))
+    with (partial / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 16, "the resumed run logs each update once"
+
+
+def _bitwise_equal(a, b) -> bool:
+    """Same bytes (NaNs included, typed keys compared by their key data)."""
+    a, b = (jax.random.key_data(x) if _is_key(x) else x for x in (a, b))
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+def _is_key(x) -> bool:
+    return jax.dtypes.issubdtype(getattr(x, "dtype", None), jax.dtypes.prng_key)
+
+
+def test_unknown_env_id_is_the_library_error_without_a_traceback(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--env", "gymnax::CartPol-v1"])
+    assert exit_.value.code == 2
+    assert "Did you mean 'CartPole-v1'?" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--torso", "rnn"], "invalid choice"),
+        (["--ppo.gamma", "high"], "--ppo.gamma: expected float"),
+        (["--ppo.num-minibatches", "3"], "num_minibatches=3"),
+        (["--env", "CartPole-v1"], "namespace::id"),
+        (["--num-steps", "0"], "positive integer"),
+    ],
+)
+def test_bad_options_are_clear_errors(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", *argv])
+    assert exit_.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_config_file_sets_fields_and_flags_override_it(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text(
+        'env = "gymnax::MemoryChain-bsuite"\ntorso = "gru"\nnum_steps = 4096\n'
+        "[env_kwargs]\nmemory_length = 10\n[ppo]\nnum_envs = 8\ngamma = 0.9\n"
+    )
+    settings, _ = resolve_settings({"config": toml, "ppo.gamma": "0.5", "seeds": 3})
+    assert settings.env == "gymnax::MemoryChain-bsuite" and settings.torso == "gru"
+    assert settings.env_kwargs == {"memory_length": 10}
+    assert settings.algo_config == {"num_envs": 8, "gamma": 0.5}
+    assert settings.seeds == 3
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("num_steps: 2048\nppo:\n  num_steps: 64\n")
+    settings, _ = resolve_settings({"config": yaml_file})
+    assert settings.num_steps == 2048 and settings.algo_config == {"num_steps": 64}
+
+
+def test_config_file_with_an_unknown_field_is_a_clear_error(tmp_path):
+    toml = tmp_path / "run.toml"
+    toml.write_text("[ppo]\ngama = 0.9\n")
+    with pytest.raises(SettingsError, match="no field\\(s\\) gama"):
+        resolve_settings({"config": toml})
+
+
+def test_ctrl_c_writes_a_checkpoint_and_logs_then_exits_cleanly(tmp_path):
+    out = tmp_path / "interrupted"
+    argv = ["train", "--out", str(out), "--num-steps", str(400 * UPDATE), *TINY]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memorax.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu"},
+    )
+    deadline = time.monotonic() + 240
+    while not (out / "checkpoints").exists() or not any(
+        p.name.isdigit() for p in (out / "checkpoints").iterdir()
+    ):
+        assert process.poll() is None, process.stdout.read()
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.2)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=240)
+    assert process.returncode == 130, output
+    assert "Traceback" not in output
+    assert "memorax train --resume" in output
+    assert (out / "metrics.csv").stat().st_size > 0
+    checkpoint_steps = [int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit()]
+    assert max(checkpoint_steps) < 400 * UPDATE
+
+
+def test_plot_command_compares_runs(finished_run, tmp_path, capsys):
+    out = tmp_path / "compare.png"
+    assert main(["plot", str(finished_run), str(finished_run), "--out", str(out)]) == 0
+    assert out.stat().st_size > 10_000
+    assert json.loads((finished_run / "run.json").read_text())["seeds"] == 2
+
+
+def test_callback_env_seeds_run_one_after_another_and_resume_resets_the_env(tmp_path, capsys):
+    out = tmp_path / "gymnasium"
+    assert train(out, "--env", "gymnasium::CartPole-v1", updates=4) == 0
+    first = capsys.readouterr().out
+    assert "cannot be vmapped over seeds: training the 2 seeds one after another" in first
+    with (out / "metrics.csv").open() as file:
+        seeds = sorted(int(row["seed"]) for row in csv.DictReader(file))
+    assert seeds == [0] * 4 + [1] * 4
+    assert main(["train", "--resume", str(out), "--num-steps", str(6 * UPDATE)]) == 0
+    resumed = capsys.readouterr().out
+    assert "the agent is restored and the env starts new episodes" in resumed
