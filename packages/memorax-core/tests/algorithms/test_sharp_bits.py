@@ -85,7 +85,7 @@ def test_the_same_vmap_on_a_callback_env_says_why_and_what_to_do():
 def test_env_params_is_none_and_kwargs_reach_the_host_env():
     env, env_params = make("gymnasium::CartPole-v1", num_envs=2, max_episode_steps=5)
     assert env_params is None
-    observation, state = env.reset(jax.random.key(0), env_params)
+    _, state = env.reset(jax.random.key(0), env_params)
     truncated = []
     for step in range(5):
         out = env.step(jax.random.key(step), state, jax.numpy.zeros(2, jax.numpy.int32))

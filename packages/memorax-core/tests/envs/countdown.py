@@ -76,7 +76,7 @@ class _WithoutFinalObservation(VmappedEnvironment):
     """Reports the new episode's first observation as the final one (a contract bug)."""
 
     def _step(self, key, state, action, params):
-        observation, state, reward, terminated, truncated, info = super()._step(
+        observation, state, reward, terminated, truncated, _ = super()._step(
             key, state, action, params
         )
         return observation, state, reward, terminated, truncated, {"final_observation": observation}

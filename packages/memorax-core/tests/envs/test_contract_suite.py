@@ -55,7 +55,7 @@ def test_missing_final_observation_is_caught():
 
 def test_a_false_capability_claim_is_caught():
     compiled = compile_env("test::Countdown-v0", fault="claims_host")
-    with pytest.raises(ContractViolation, match="capabilities.execution"):
+    with pytest.raises(ContractViolation, match=r"capabilities\.execution"):
         _Suite().test_execution_place_is_as_declared(compiled)
-    with pytest.raises(ContractViolation, match="capabilities.transparent_state"):
+    with pytest.raises(ContractViolation, match=r"capabilities\.transparent_state"):
         _Suite().test_state_forks_or_refuses_to(compiled)

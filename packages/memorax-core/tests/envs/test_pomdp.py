@@ -37,7 +37,8 @@ def test_noise_changes_observations_but_keeps_shapes():
     _, (clean, _, _) = rollout(env, params, 8)
     _, (noisy, _, _) = rollout(NoisyObservation(env, std=0.5), params, 8)
     assert noisy.shape == clean.shape
-    assert 0.2 < np.std(noisy - np.round(noisy)) or not np.allclose(noisy, clean)
+    # Countdown observations are integers; noise of std 0.5 moves them off the grid.
+    assert np.std(noisy - np.round(noisy)) > 0.15
 
 
 def test_flicker_never_hides_the_first_observation_of_an_episode():
