@@ -31,6 +31,7 @@ from memorax.envs import (
     Box,
     EnvironmentKwargsError,
     Namespace,
+    Space,
     UnknownEnvironmentError,
     install_command,
 )
@@ -75,7 +76,7 @@ class AtariHostEnv:
         frames_first = env.single_observation_space.shape  # (stack, H, W) or (stack, H, W, 3)
         stack, height, width = frames_first[:3]
         channels = stack * (frames_first[3] if len(frames_first) == 4 else 1)
-        self.observation_space = Box(
+        self.observation_space: Space = Box(
             low=0, high=255, shape=(height, width, channels), dtype=np.uint8
         )
         self.action_space = convert_space(env.single_action_space, env_name, "action")

@@ -123,7 +123,7 @@ def same_step_env_class() -> type:
             """Steps this copy and, if the episode ended, starts the next one at once."""
             try:
                 observation, reward, terminated, truncated, _ = super().step(action)
-                if not self.done:
+                if not self.done:  # type: ignore[has-type]  # set by pufferlib's step
                     return observation, reward, terminated, truncated, {}
                 final = self.observations.copy()
                 first, _ = self.env.reset()
