@@ -96,7 +96,24 @@ def tests(session: nox.Session, package: str) -> None:
     extras = [arg for extra in TEST_EXTRAS[package] for arg in ("--extra", extra)]
     sync(session, "--package", package, "--group", "test", *extras)
     tests_dir = f"packages/{package}/tests"
-    pytest(session, tests_dir, f"--ignore={tests_dir}/contract")
+    # Contract tests run per backend in `contract`, multi-device tests in `multidevice`.
+    pytest(
+        session,
+        tests_dir,
+        f"--ignore={tests_dir}/contract",
+        f"--ignore={tests_dir}/multidevice",
+    )
+
+
+@nox.session
+def multidevice(session: nox.Session) -> None:
+    """Data-parallel training on 4 simulated CPU devices."""
+    sync(session, "--package", "memorax-core", "--group", "test")
+    pytest(
+        session,
+        "packages/memorax-core/tests/multidevice",
+        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"},
+    )
 
 
 @nox.session
