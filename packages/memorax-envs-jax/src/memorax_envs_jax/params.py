@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import inspect
 from collections.abc import Sequence
 from typing import Any
 
-from memorax.envs import EnvironmentKwargsError
+from memorax.envs import unexpected_kwargs_error
 
 __all__ = ["route_kwargs", "split_params_kwargs"]
 
@@ -30,21 +29,10 @@ def split_params_kwargs(
         for name, p in signature.parameters.items()
         if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
     ]
-    params_kwargs = {k: v for k, v in kwargs.items() if k in param_names}
-    constructor_kwargs = {k: v for k, v in kwargs.items() if k in constructor_names}
-    unknown = sorted(set(kwargs) - set(params_kwargs) - set(constructor_kwargs))
-    if unknown:
-        accepted = param_names + constructor_names
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise EnvironmentKwargsError(
-            f"make({full_id!r}) got unexpected keyword argument(s) {', '.join(hints)}. "
-            f"Env params: {', '.join(param_names) or 'none'}; "
-            f"constructor arguments: {', '.join(constructor_names) or 'none'}."
-        )
-    return params_kwargs, constructor_kwargs
+    routed = route_kwargs(
+        full_id, kwargs, {"env params": param_names, "constructor arguments": constructor_names}
+    )
+    return routed["env params"], routed["constructor arguments"]
 
 
 def route_kwargs(
@@ -74,15 +62,8 @@ def route_kwargs(
             routed[group][name] = value
     if unknown:
         accepted = [name for names in groups.values() for name in names]
-        hints = []
-        for name in sorted(unknown):
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
         listing = "; ".join(
             f"{group}: {', '.join(names) or 'none'}" for group, names in groups.items()
         )
-        raise EnvironmentKwargsError(
-            f"make({full_id!r}) got unexpected keyword argument(s) {', '.join(hints)}. "
-            f"Accepted: {listing}."
-        )
+        raise unexpected_kwargs_error(full_id, unknown, accepted, f"Accepted: {listing}.")
     return routed

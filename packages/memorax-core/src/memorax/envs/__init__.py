@@ -14,6 +14,7 @@ from memorax.envs.registry import (
     install_command,
     make,
     registered_namespaces,
+    unexpected_kwargs_error,
 )
 from memorax.envs.spaces import Box, Discrete, MultiDiscrete, Space
 from memorax.envs.vmapped import VmappedEnvironment
@@ -44,4 +45,5 @@ __all__ = [
     "install_command",
     "make",
     "registered_namespaces",
+    "unexpected_kwargs_error",
 ]

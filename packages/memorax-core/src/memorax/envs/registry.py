@@ -27,6 +27,7 @@ __all__ = [
     "UnknownNamespaceError",
     "make",
     "registered_namespaces",
+    "unexpected_kwargs_error",
 ]
 
 ENTRY_POINT_GROUP = "memorax.envs"
@@ -203,11 +204,31 @@ def _check_kwargs(namespace: Namespace, full_id: str, kwargs: dict[str, Any]) ->
     ]
     unknown = sorted(set(kwargs) - set(accepted))
     if unknown:
-        hints = []
-        for name in unknown:
-            close = difflib.get_close_matches(name, accepted, n=1)
-            hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
-        raise EnvironmentKwargsError(
-            f"make({full_id!r}) got unexpected keyword argument(s) {', '.join(hints)}. "
-            f"The '{namespace.name}' backend accepts: {', '.join(accepted) or 'none'}."
+        raise unexpected_kwargs_error(
+            full_id,
+            unknown,
+            accepted,
+            f"The '{namespace.name}' backend accepts: {', '.join(accepted) or 'none'}.",
         )
+
+
+def unexpected_kwargs_error(
+    full_id: str, unknown: Sequence[str], accepted: Sequence[str], listing: str
+) -> EnvironmentKwargsError:
+    """The error for ``make`` kwargs a backend does not accept, with a suggestion per name.
+
+    Backends that route kwargs themselves use it so every such error reads alike.
+
+    Args:
+        full_id: ``"namespace::id"``.
+        unknown: the names that were not accepted.
+        accepted: every accepted name (suggestions are drawn from them).
+        listing: a sentence that lists what is accepted.
+    """
+    hints = []
+    for name in sorted(unknown):
+        close = difflib.get_close_matches(name, list(accepted), n=1)
+        hints.append(f"'{name}'" + (f" (did you mean '{close[0]}'?)" if close else ""))
+    return EnvironmentKwargsError(
+        f"make({full_id!r}) got unexpected keyword argument(s) {', '.join(hints)}. {listing}"
+    )
