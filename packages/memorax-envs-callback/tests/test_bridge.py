@@ -186,3 +186,31 @@ def test_env_params_other_than_none_are_refused(cartpole):
     env, _, _, _ = cartpole
     with pytest.raises(ValueError, match="no env params"):
         env.reset(jax.random.key(0), {"gravity": 9.8})
+
+
+def test_io_callback_path_for_accelerators_gives_the_same_trajectory():
+    """On GPUs the bridge cannot write XLA's buffers in place and uses io_callback instead."""
+    from memorax.testing.contract import make_rollout
+
+    rollouts = {}
+    for in_place in (True, False):
+        env, params = make("gymnasium::CartPole-v1", num_envs=3)
+        env.use_buffer_callback = in_place
+        try:
+            out = jax.jit(make_rollout(env, 40))(jax.random.key(0), params)
+            rollouts[in_place] = jax.tree.map(np.asarray, out)
+        finally:
+            env.close()
+    assert rollouts[True]["terminated"].any(), "the rollout should cross an episode end"
+    for name in rollouts[True]:
+        np.testing.assert_array_equal(rollouts[True][name], rollouts[False][name], err_msg=name)
+
+
+def test_vmap_is_refused_on_the_io_callback_path_too():
+    env, params = make("gymnasium::CartPole-v1", num_envs=2)
+    env.use_buffer_callback = False
+    try:
+        with pytest.raises(CallbackVmapError, match="cannot be vmapped over seeds"):
+            jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), params)
+    finally:
+        env.close()

@@ -110,6 +110,22 @@ def test_resuming_drops_rows_after_the_checkpoint_and_appends(tmp_path, logger_c
 
 
 @pytest.mark.parametrize("logger_cls", LOGGERS)
+def test_resuming_seeds_trained_one_after_another_keeps_the_finished_seeds(tmp_path, logger_cls):
+    logger = logger_cls(tmp_path)
+    for step in (100, 200, 300):  # seed 0 finished
+        logger.log(step, {"update": step // 100}, 0)
+    for step in (100, 200):  # seed 1 was interrupted after its checkpoint at 100
+        logger.log(step, {"update": step // 100}, 1)
+    logger.close()
+    logger = logger_cls(tmp_path, resume_step=100, resume_seed=1)
+    logger.log(200, {"update": 2}, 1)
+    logger.close()
+    series = read_metrics(tmp_path)
+    np.testing.assert_array_equal(series[0]["step"], [100, 200, 300])
+    np.testing.assert_array_equal(series[1]["step"], [100, 200])
+
+
+@pytest.mark.parametrize("logger_cls", LOGGERS)
 def test_logging_after_close_is_an_error(tmp_path, logger_cls):
     logger = logger_cls(tmp_path)
     logger.close()

@@ -42,6 +42,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.custom_batching import custom_vmap
+from jax.experimental import io_callback
 from jax.experimental.buffer_callback import buffer_callback
 
 from memorax.envs import HOST_CALLBACK, Environment, Space
@@ -140,6 +141,9 @@ class CallbackEnvironment(Environment):
     state. ``params`` must be ``None``.
     """
 
+    use_buffer_callback: bool | None = None
+    """None: in-place outputs on the CPU, ``io_callback`` elsewhere; True/False force one."""
+
     def __init__(self, name: str, host: HostVectorEnv):
         self.name = name
         self.num_envs = int(host.num_envs)
@@ -164,9 +168,12 @@ class CallbackEnvironment(Environment):
         """Shuts the host env down (worker processes included). Safe to call twice."""
         if self._closed:
             return
-        self._closed = True
-        atexit.unregister(self.close)
-        self._host.close()
+        # Dispatch is asynchronous: let callbacks already queued finish first.
+        jax.effects_barrier()
+        with self._lock:
+            self._closed = True
+            atexit.unregister(self.close)
+            self._host.close()
 
     # JAX side ---------------------------------------------------------------
 
@@ -200,7 +207,10 @@ class CallbackEnvironment(Environment):
         return observation, next_state, reward, terminated, truncated, info
 
     def _call(self, method: str, host_function: Any, outputs: tuple, *args: jax.Array) -> Any:
-        callback = buffer_callback(host_function, outputs, has_side_effect=True)
+        if self._in_place_outputs():
+            callback = buffer_callback(host_function, outputs, has_side_effect=True)
+        else:
+            callback = _returning_callback(host_function, outputs)
         env_name = self.name
 
         @custom_vmap
@@ -219,6 +229,18 @@ class CallbackEnvironment(Environment):
             )
 
         return call(*args)
+
+    def _in_place_outputs(self) -> bool:
+        """Whether the host can write outputs in place (``buffer_callback``).
+
+        Its buffers are host memory only on the CPU client; on accelerators the
+        bridge falls back to ``io_callback(ordered=True)`` (slower, same
+        semantics). ``use_buffer_callback`` overrides the choice (tests use it
+        to run the fallback on the CPU).
+        """
+        if self.use_buffer_callback is not None:
+            return self.use_buffer_callback
+        return jax.default_backend() == "cpu"
 
     def _check_params(self, params: Any) -> None:
         if params is not None:
@@ -298,3 +320,17 @@ class CallbackEnvironment(Environment):
             "can be stepped. Fix: use a separate env for evaluation (make the same id "
             "twice), or call reset (agent.init) again before stepping."
         )
+
+
+def _returning_callback(host_function: Any, outputs: tuple) -> Any:
+    """``host_function(ctx, out, *args)`` as an ordered ``io_callback`` returning ``out``."""
+
+    def returning(*args: np.ndarray) -> tuple[np.ndarray, ...]:
+        out = tuple(np.empty(struct.shape, struct.dtype) for struct in outputs)
+        host_function(None, out, *args)
+        return out
+
+    def call(*args: jax.Array) -> Any:
+        return io_callback(returning, outputs, *args, ordered=True)
+
+    return call

@@ -73,6 +73,15 @@ def train_run(settings: RunSettings, resume_dir: Path | None = None) -> int:
         env, env_params = make(settings.env, num_envs=config.num_envs, **settings.env_kwargs)
     except ValueError as error:  # malformed ids and num_envs
         raise SettingsError(str(error)) from error
+    try:
+        return _train_on(env, env_params, config, settings, resume_dir)
+    finally:
+        env.close()
+
+
+def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path | None) -> int:
+    """The run itself, once the env exists (``train_run`` closes the env afterwards)."""
+    spec = ALGORITHMS[settings.algo]
     per_update = config.num_envs * config.num_steps
     total_updates = settings.num_steps // per_update
     if total_updates < 1:
@@ -83,6 +92,11 @@ def train_run(settings: RunSettings, resume_dir: Path | None = None) -> int:
     if settings.checkpoint_every is None:
         settings.checkpoint_every = max(1, math.ceil(total_updates / 10))
     run_dir = _run_dir(settings, resume_dir)
+    if resume_dir is None and (run_dir / RUN_FILE).exists():
+        raise SettingsError(
+            f"{run_dir} already holds a run; continue it with `memorax train --resume "
+            f"{run_dir}` or choose another --out."
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).write_text(settings.to_json())
 
@@ -98,8 +112,14 @@ def train_run(settings: RunSettings, resume_dir: Path | None = None) -> int:
     start_steps = resumed["env_steps"] if resumed else 0
     total_steps = total_updates * per_update
     progress = Progress(total_steps, initial_steps=start_steps)
+    resume_seed = None if vmapped or not resumed else resumed["seed"]
     logger = _SeedShift(
-        MultiLogger([*_loggers(settings, run_dir, start_steps if resumed else None), progress])
+        MultiLogger(
+            [
+                *_loggers(settings, run_dir, start_steps if resumed else None, resume_seed),
+                progress,
+            ]
+        )
     )
     agent = spec.build(
         config,
@@ -264,20 +284,22 @@ def _run_dir(settings: RunSettings, resume_dir: Path | None) -> Path:
     return Path(settings.out)
 
 
-def _loggers(settings: RunSettings, run_dir: Path, resume_step: int | None) -> list[Logger]:
+def _loggers(
+    settings: RunSettings, run_dir: Path, resume_step: int | None, resume_seed: int | None
+) -> list[Logger]:
     loggers: list[Logger] = []
     for name in settings.loggers:
         if name == "console":
             loggers.append(ConsoleLogger(stream=sys.stdout))
         elif name == "csv":
-            loggers.append(CSVLogger(run_dir, resume_step=resume_step))
+            loggers.append(CSVLogger(run_dir, resume_step=resume_step, resume_seed=resume_seed))
         elif name == "jsonl":
-            loggers.append(JSONLLogger(run_dir, resume_step=resume_step))
+            loggers.append(JSONLLogger(run_dir, resume_step=resume_step, resume_seed=resume_seed))
         elif name == "tensorboard":
             loggers.append(TensorBoardLogger(run_dir, resume_step=resume_step))
         elif name == "wandb":
             loggers.append(WandbLogger(run_dir, config=settings.__dict__, resume_step=resume_step))
     if not any(name in ("csv", "jsonl") for name in settings.loggers):
         # The learning curve is drawn from the metrics file: always write one.
-        loggers.append(CSVLogger(run_dir, resume_step=resume_step))
+        loggers.append(CSVLogger(run_dir, resume_step=resume_step, resume_seed=resume_seed))
     return loggers

@@ -39,7 +39,12 @@ class _FileLogger:
 
     file_name: str
 
-    def __init__(self, run_dir: str | os.PathLike, resume_step: int | None = None):
+    def __init__(
+        self,
+        run_dir: str | os.PathLike,
+        resume_step: int | None = None,
+        resume_seed: int | None = None,
+    ):
         name = type(self).__name__
         self.path = Path(run_dir) / self.file_name
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,7 +56,11 @@ class _FileLogger:
                     "resume_step=<the restored checkpoint's step> (rows logged after it are "
                     "dropped); to start a new run choose a new run directory."
                 )
-            kept = [row for row in _read_rows(self.path) if row["step"] <= resume_step]
+            kept = [
+                row
+                for row in _read_rows(self.path)
+                if _kept_on_resume(row, resume_step, resume_seed)
+            ]
             self._columns = _header_metrics(self.path)
             # Rewrite through a temporary file so a crash here cannot lose the kept rows.
             temporary = self.path.with_name(self.path.name + ".tmp")
@@ -96,6 +105,9 @@ class CSVLogger(_FileLogger):
     Args:
         run_dir: the run directory (created if needed).
         resume_step: continue an existing file, dropping rows after this step.
+        resume_seed: for seeds trained one after another: rows of earlier seeds
+            are kept whole, rows of later seeds dropped, and ``resume_step``
+            applies to this seed only (None: it applies to every seed).
     """
 
     file_name = CSV_FILE
@@ -134,6 +146,9 @@ class JSONLLogger(_FileLogger):
     Args:
         run_dir: the run directory (created if needed).
         resume_step: continue an existing file, dropping rows after this step.
+        resume_seed: for seeds trained one after another: rows of earlier seeds
+            are kept whole, rows of later seeds dropped, and ``resume_step``
+            applies to this seed only (None: it applies to every seed).
     """
 
     file_name = JSONL_FILE
@@ -226,3 +241,11 @@ def _header_metrics(path: Path) -> list[str] | None:
     with path.open(newline="") as file:
         header = next(csv.reader(file), None)
     return header[len(_INDEX) :] if header else None
+
+
+def _kept_on_resume(row: dict[str, Any], resume_step: int, resume_seed: int | None) -> bool:
+    """Whether a row logged before an interruption survives resuming at ``resume_step``."""
+    if resume_seed is None:
+        return row["step"] <= resume_step
+    seed = int(row["seed"])
+    return seed < resume_seed or (seed == resume_seed and row["step"] <= resume_step)

@@ -553,14 +553,27 @@ class EnvironmentContract:
                     f"{num_seeds} seeds under vmap gave identical first observations",
                 )
         else:
-            error = _raised_by(lambda: vmapped_reset(keys, compiled.params))
-            _check(
-                error is not None and "vmap" in str(error),
-                compiled.env_id,
-                "capabilities.vmap_over_seeds",
-                "jax.vmap over an env that cannot be vmapped must raise an error that names "
-                f"vmap; got {error!r}",
-            )
+            # The backend's own refusal names the cause (vmap over seeds), unlike
+            # JAX's generic errors about batching a callback.
+            _, state = compiled.reset(jax.random.key(17), compiled.params)
+            # Per-seed actions, as a vmapped agent would produce them.
+            actions = jax.vmap(lambda k: sample_actions(env.action_space, k, env.num_envs))(keys)
+            calls = {
+                "reset": lambda: vmapped_reset(keys, compiled.params),
+                "step": lambda: jax.vmap(env.step, in_axes=(0, None, 0, None))(
+                    keys, state, actions, compiled.params
+                ),
+            }
+            for method, call in calls.items():
+                error = _raised_by(call)
+                message = str(error).lower()
+                _check(
+                    error is not None and "vmap" in message and "seed" in message,
+                    compiled.env_id,
+                    "capabilities.vmap_over_seeds",
+                    f"jax.vmap over {method} of an env that cannot be vmapped must raise an "
+                    f"error that says it cannot be vmapped over seeds; got {error!r}",
+                )
 
     # -- bad input ------------------------------------------------------------
 
@@ -569,10 +582,10 @@ class EnvironmentContract:
         env = compiled.env
         _, state = compiled.reset(jax.random.key(17), compiled.params)
         single = env.action_space.sample(jax.random.key(18))
-        with pytest.raises(InvalidActionError, match="num_envs"):
+        with pytest.raises(InvalidActionError, match="forget the leading num_envs axis"):
             env.step(jax.random.key(19), state, single, compiled.params)
         too_many = sample_actions(env.action_space, jax.random.key(20), env.num_envs + 1)
-        with pytest.raises(InvalidActionError, match="num_envs"):
+        with pytest.raises(InvalidActionError, match="agent's num_envs matches make"):
             env.step(jax.random.key(19), state, too_many, compiled.params)
 
     def test_wrong_action_dtype_is_a_clear_error(self, compiled: CompiledEnv) -> None:
