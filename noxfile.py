@@ -104,11 +104,15 @@ def tests(session: nox.Session, package: str) -> None:
     sync(session, "--package", package, "--group", "test", *extras)
     tests_dir = f"packages/{package}/tests"
     # Contract tests run per backend in `contract`, multi-device tests in `multidevice`.
+    # Two workers: XLA compiles one program on one core, and compiling is most of
+    # the time; whole files go to one worker so module fixtures compile once.
     pytest(
         session,
         tests_dir,
         f"--ignore={tests_dir}/contract",
         f"--ignore={tests_dir}/multidevice",
+        "--numprocesses=2",
+        "--dist=loadfile",
     )
 
 
