@@ -45,6 +45,7 @@ nox.options.sessions = [
     "typecheck",
     *(f"tests(package='{package}')" for package in PACKAGES),
     *(f"contract(backend='{backend}', device='cpu')" for backend in BACKENDS),
+    "multidevice",
     "isolation",
     "docs",
 ]

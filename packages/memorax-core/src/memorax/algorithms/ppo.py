@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.data_parallel import DataParallel, check_num_devices
 from memorax.algorithms.evaluation import EvaluationResult, run_episodes
 from memorax.algorithms.gae import generalized_advantage_estimation
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
@@ -80,6 +81,14 @@ class PPOConfig:
             steps of each training sequence only refresh the carry (no
             gradient, no loss), so the carry stored at rollout start is
             brought up to date with the current parameters.
+        num_devices: ``None`` (default): train on one device. An int: train
+            data-parallel over the first ``num_devices`` of ``jax.devices()``
+            (``jax.device_count()`` for all of them, every host's after
+            ``jax.distributed.initialize()``): env copies and rollouts are
+            split evenly over the devices (so ``num_envs`` must be a multiple
+            of it), parameters and optimizer states are replicated, gradients
+            are averaged over the global batch. Same key and config give the
+            single-device result up to float rounding. JAX-native envs only.
     """
 
     num_envs: int
@@ -96,6 +105,7 @@ class PPOConfig:
     max_grad_norm: float | None = 0.5
     target_kl: float | None = None
     burn_in_length: int = 0
+    num_devices: int | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -122,6 +132,18 @@ class PPOConfig:
             if not (value is None or (_is_number(value) and value > 0)):
                 raise ValueError(
                     f"PPOConfig: {name} must be a positive number or None, got {value!r}."
+                )
+        if self.num_devices is not None:
+            if not (_is_int(self.num_devices) and self.num_devices >= 1):
+                raise ValueError(
+                    f"PPOConfig: num_devices must be a positive integer or None, got "
+                    f"{self.num_devices!r}."
+                )
+            if self.num_envs % self.num_devices:
+                raise ValueError(
+                    f"PPOConfig: num_envs={self.num_envs} env copies cannot be split evenly over "
+                    f"num_devices={self.num_devices} devices; choose num_envs a multiple of "
+                    f"num_devices (or num_devices dividing num_envs)."
                 )
         if self.burn_in_length >= self.num_steps:
             raise ValueError(
@@ -296,6 +318,16 @@ class PPO:
                 "PPO: burn_in_length > 0 needs a recurrent (SequenceModel) torso; feed-forward "
                 "agents have no carry to burn in. Set burn_in_length=0."
             )
+        self.data_parallel = None
+        if config.num_devices is not None:
+            if env.capabilities.execution == "host":
+                raise ValueError(
+                    f"PPO: {env.name} is a callback env, one host env per process; it cannot be "
+                    "split over devices, so config.num_devices must be None. To scale it, run "
+                    "more env copies (num_envs) or one training process per host."
+                )
+            check_num_devices("PPO", config.num_envs, config.num_devices)
+            self.data_parallel = DataParallel.over_devices(config.num_devices)
         self._train_jit = jax.jit(self._train, static_argnames="num_updates")
         self._evaluate_jit = jax.jit(
             self._evaluate, static_argnames=("eval_env", "num_episodes", "max_steps")
@@ -325,7 +357,7 @@ class PPO:
         extra = (previous_action[:, None], previous_reward[:, None])
         actor_params = self.actor.init(actor_key, *inputs, actor_carry, *extra)
         critic_params = self.critic.init(critic_key, *inputs, critic_carry, *extra)
-        return PPOState(
+        state = PPOState(
             actor_params=actor_params,
             critic_params=critic_params,
             actor_optimizer_state=self.actor_optimizer.init(actor_params),
@@ -342,6 +374,7 @@ class PPO:
             metrics=_empty_metrics(),
             evaluation=EvaluationResult.empty(num_envs, 1),
         )
+        return self._place(state)
 
     def train(self, key: jax.Array, state: PPOState, num_steps: int) -> PPOState:
         """Train for ``num_steps`` env steps (all copies counted), jitted.
@@ -374,8 +407,11 @@ class PPO:
                 f"{num_updates * per_update} env steps.",
                 stacklevel=2,
             )
-        state = state.replace(metrics=_empty_metrics())
-        return self._train_jit(key, state, num_updates=num_updates)
+        metrics = _empty_metrics()
+        if self.data_parallel is not None:
+            # Laid out as _train returns them, so a second call reuses the compiled program.
+            metrics = self.data_parallel.put_replicated(metrics)
+        return self._train_jit(key, state.replace(metrics=metrics), num_updates=num_updates)
 
     def evaluate(
         self,
@@ -449,12 +485,38 @@ class PPO:
 
     # ------------------------------------------------------------------ training
 
+    def _place(self, state: PPOState) -> PPOState:
+        """Data-parallel: env-axis fields split over the mesh, the rest replicated."""
+        if self.data_parallel is None:
+            return state
+        split = self.data_parallel.split(
+            (state.env_state, state.observation, state.episode_start, state.previous_action,
+             state.previous_reward, state.actor_carry, state.critic_carry)
+        )  # fmt: skip
+        rest = self.data_parallel.replicate(
+            (state.actor_params, state.critic_params, state.actor_optimizer_state,
+             state.critic_optimizer_state, state.env_steps, state.update_count,
+             state.metrics, state.evaluation)
+        )  # fmt: skip
+        return state.replace(
+            env_state=split[0], observation=split[1], episode_start=split[2],
+            previous_action=split[3], previous_reward=split[4], actor_carry=split[5],
+            critic_carry=split[6], actor_params=rest[0], critic_params=rest[1],
+            actor_optimizer_state=rest[2], critic_optimizer_state=rest[3],
+            env_steps=rest[4], update_count=rest[5], metrics=rest[6], evaluation=rest[7],
+        )  # fmt: skip
+
+    def _split(self, tree: Any, axis: int = 0) -> Any:
+        """Data-parallel: ``tree`` split over the mesh along its env ``axis``."""
+        return tree if self.data_parallel is None else self.data_parallel.split(tree, axis)
+
     def _train(self, key: jax.Array, state: PPOState, num_updates: int) -> PPOState:
         config = self.config
         actor, critic, env, env_params = self.actor, self.critic, self.env, self.env_params
         num_envs, num_steps = config.num_envs, config.num_steps
 
         def update_step(state: PPOState, update_key: jax.Array):
+            state = self._place(state)
             rollout_key, epochs_key = jax.random.split(update_key)
             initial_actor_carry, initial_critic_carry = state.actor_carry, state.critic_carry
 
@@ -500,7 +562,7 @@ class PPO:
                     actor_carry,
                     critic_carry,
                 )
-                return runner, transition
+                return self._split(runner), self._split(transition)
 
             runner = (state.env_state, state.observation, state.episode_start,
                       state.previous_action, state.previous_reward,
@@ -527,7 +589,7 @@ class PPO:
                 config.gamma, config.gae_lambda,
             )  # fmt: skip
             batch = jax.tree.map(
-                lambda x: jnp.swapaxes(x, 0, 1),
+                lambda x: self._split(jnp.swapaxes(x, 0, 1)),
                 _Batch(
                     observation=rollout.observation,
                     episode_start=rollout.episode_start,
@@ -549,6 +611,8 @@ class PPO:
                     minibatches = self._minibatches(
                         epoch_key, batch, initial_actor_carry, initial_critic_carry
                     )
+                    # Each minibatch [M, size, ...] is itself split over the devices.
+                    minibatches = self._split(minibatches, axis=1)
                     (params, opt_states), stats = jax.lax.scan(
                         minibatch_step, (params, opt_states), minibatches
                     )
@@ -638,7 +702,7 @@ class PPO:
             return ((actor_params, critic_params), (actor_opt, critic_opt)), stats
 
         state, metrics = jax.lax.scan(update_step, state, jax.random.split(key, num_updates))
-        return state.replace(metrics=metrics)
+        return self._place(state.replace(metrics=metrics))
 
     def _minibatches(
         self, key: jax.Array, batch: _Batch, actor_carry: Any, critic_carry: Any
@@ -767,7 +831,7 @@ class PPO:
     def _reset_training_env(self, key: jax.Array, state: PPOState) -> PPOState:
         num_envs = self.config.num_envs
         observation, env_state = self.env.reset(key, self.env_params)
-        return state.replace(
+        state = state.replace(
             env_state=env_state,
             observation=observation,
             episode_start=jnp.ones((num_envs,), bool),
@@ -776,6 +840,7 @@ class PPO:
             actor_carry=self.actor.initialize_carry(num_envs),
             critic_carry=self.critic.initialize_carry(num_envs),
         )
+        return self._place(state)
 
     def _check_evaluation_env(self, env: Any) -> None:
         if not isinstance(env, Environment):

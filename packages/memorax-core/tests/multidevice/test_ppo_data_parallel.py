@@ -1,0 +1,170 @@
+"""PPO data-parallel over simulated CPU devices: same result as one device, clear errors.
+
+Run through ``nox -s multidevice``, which sets
+``XLA_FLAGS=--xla_force_host_platform_device_count=4`` before jax starts.
+"""
+
+from __future__ import annotations
+
+import flax.linen as nn
+import jax
+import numpy as np
+import optax
+import pytest
+from jax.sharding import PartitionSpec
+
+from memorax.algorithms import PPO, PPOConfig
+from memorax.envs import make
+from memorax.networks import GRU, MLP, Categorical, FeatureExtractor, Network, VNetwork
+
+NUM_DEVICES = 4
+
+if jax.device_count() < NUM_DEVICES:
+    raise RuntimeError(
+        f"tests/multidevice need {NUM_DEVICES} JAX devices, {jax.device_count()} visible. Run "
+        "them with `nox -s multidevice`, or set XLA_FLAGS=--xla_force_host_platform_device_count="
+        f"{NUM_DEVICES} in the environment before starting pytest."
+    )
+
+NUM_ENVS = 8
+CONFIG = PPOConfig(num_envs=NUM_ENVS, num_steps=16, num_minibatches=2, update_epochs=2)
+TRAIN_STEPS = 2 * CONFIG.steps_per_update
+RTOL, ATOL = 1e-4, 1e-5
+
+
+def network(head: nn.Module, recurrent: bool) -> Network:
+    torso = GRU(16) if recurrent else MLP((16,), activation=nn.tanh)
+    return Network(FeatureExtractor(MLP((16,), activation=nn.tanh)), torso, head)
+
+
+def make_agent(num_devices: int | None, recurrent: bool = False, **kwargs) -> PPO:
+    config = PPOConfig(**{**CONFIG.__dict__, "num_devices": num_devices})
+    env, env_params = make("gymnax::CartPole-v1", num_envs=NUM_ENVS)
+    actor, critic = network(Categorical(2), recurrent), network(VNetwork(), recurrent)
+    return PPO(config, env, env_params, actor, critic, optax.adam(1e-3), optax.adam(1e-3), **kwargs)
+
+
+def assert_trees_close(a, b) -> None:
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=RTOL, atol=ATOL)
+
+
+def spec(array: jax.Array) -> PartitionSpec:
+    return array.sharding.spec
+
+
+@pytest.fixture(scope="module")
+def runs():
+    """A recurrent agent (carries, sequence minibatches), same key and config, on one
+    device and split over four."""
+    records: list[dict] = []
+    single = make_agent(None, recurrent=True)
+    sharded = make_agent(NUM_DEVICES, recurrent=True, metrics_callback=records.append)
+    results = {}
+    for name, agent in (("single", single), ("sharded", sharded)):
+        state = agent.init(jax.random.key(0))
+        results[name] = agent.train(jax.random.key(1), state, TRAIN_STEPS)
+    return sharded, results, records
+
+
+def test_sharded_training_matches_single_device_for_the_same_key(runs):
+    agent, results, _ = runs
+    single, sharded = results["single"], results["sharded"]
+    assert_trees_close(single.actor_params, sharded.actor_params)
+    assert_trees_close(single.critic_params, sharded.critic_params)
+    assert_trees_close(single.actor_optimizer_state, sharded.actor_optimizer_state)
+    assert_trees_close(single.observation, sharded.observation)
+    assert_trees_close(single.actor_carry, sharded.actor_carry)
+    for name in ("policy_loss", "value_loss", "entropy", "episode_return", "env_steps"):
+        np.testing.assert_allclose(
+            single.metrics[name], sharded.metrics[name], rtol=RTOL, atol=ATOL, err_msg=name
+        )
+    # Training moved the parameters, so the comparison above is not of two inits.
+    initial = agent.init(jax.random.key(0)).actor_params
+    moved = jax.tree.map(lambda a, b: np.abs(a - b).max(), initial, sharded.actor_params)
+    assert max(jax.tree.leaves(moved)) > 1e-4
+
+
+def test_env_axis_is_split_over_devices_and_parameters_replicated(runs):
+    _, results, _ = runs
+    state = results["sharded"]
+    assert len(state.observation.sharding.device_set) == NUM_DEVICES
+    for leaf in jax.tree.leaves(
+        (state.observation, state.episode_start, state.actor_carry, state.env_state)
+    ):
+        if leaf.ndim and leaf.shape[0] == NUM_ENVS:
+            assert spec(leaf)[0] == "data"
+    for leaf in jax.tree.leaves((state.actor_params, state.critic_optimizer_state)):
+        assert leaf.sharding.is_fully_replicated
+
+
+def test_metrics_callback_runs_once_per_update_when_sharded(runs):
+    _, results, records = runs
+    assert [r["update"] for r in records] == [1, 2]
+    np.testing.assert_allclose(
+        [r["policy_loss"] for r in records], results["sharded"].metrics["policy_loss"], rtol=1e-6
+    )
+
+
+def test_sharded_training_is_deterministic_for_a_fixed_key(runs):
+    agent, results, _ = runs
+    again = agent.train(jax.random.key(1), agent.init(jax.random.key(0)), TRAIN_STEPS)
+    for x, y in zip(jax.tree.leaves(again.actor_params),
+                    jax.tree.leaves(results["sharded"].actor_params), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def test_vmap_over_seeds_composes_with_devices():
+    """Feed-forward (shuffled transitions): seeds x devices, seed 0 equal to one device."""
+    single = make_agent(None)
+    reference = single.train(jax.random.key(1), single.init(jax.random.key(0)), TRAIN_STEPS)
+    agent = make_agent(NUM_DEVICES)
+    init_keys = jax.numpy.stack([jax.random.key(0), jax.random.key(2)])
+    train_keys = jax.numpy.stack([jax.random.key(1), jax.random.key(3)])
+    states = jax.vmap(agent.init)(init_keys)
+    sharded = jax.vmap(agent.train, in_axes=(0, 0, None))(train_keys, states, TRAIN_STEPS)
+    # Seeds stay whole on every device; env copies are split.
+    assert spec(sharded.observation)[:2] == (None, "data")
+    assert sharded.metrics["update"].shape == (2, 2)
+    seed = [jax.tree.map(lambda x, i=i: x[i], sharded) for i in (0, 1)]
+    assert_trees_close(reference.actor_params, seed[0].actor_params)
+    assert_trees_close(reference.metrics["policy_loss"], seed[0].metrics["policy_loss"])
+    assert not np.allclose(
+        jax.tree.leaves(seed[0].actor_params)[0], jax.tree.leaves(seed[1].actor_params)[0]
+    )
+
+
+# ---------------------------------------------------------------- bad input
+
+
+def test_num_envs_not_divisible_by_num_devices_is_a_clear_error():
+    message = r"num_envs=6 env copies cannot be split evenly over num_devices=4 devices"
+    with pytest.raises(ValueError, match=message):
+        PPOConfig(num_envs=6, num_steps=16, num_minibatches=2, num_devices=4)
+
+
+def test_more_devices_than_visible_is_a_clear_error():
+    config = PPOConfig(num_envs=16, num_steps=16, num_minibatches=2, num_devices=16)
+    env, env_params = make("gymnax::CartPole-v1", num_envs=16)
+    actor, critic = network(Categorical(2), False), network(VNetwork(), False)
+    with pytest.raises(ValueError, match=r"num_devices=16 but only 4 JAX device\(s\).*XLA_FLAGS"):
+        PPO(config, env, env_params, actor, critic, optax.adam(1e-3), optax.adam(1e-3))
+
+
+@pytest.mark.parametrize("num_devices", [0, 2.0, True])
+def test_num_devices_must_be_a_positive_int(num_devices):
+    with pytest.raises(ValueError, match=r"num_devices must be a positive integer or None"):
+        PPOConfig(num_envs=8, num_steps=16, num_devices=num_devices)
+
+
+def test_callback_env_refuses_data_parallel():
+    env, env_params = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
+    config = PPOConfig(**{**CONFIG.__dict__, "num_devices": NUM_DEVICES})
+    actor, critic = network(Categorical(2), False), network(VNetwork(), False)
+    try:
+        with pytest.raises(ValueError, match=r"callback env, one host env per process"):
+            PPO(config, env, env_params, actor, critic, optax.adam(1e-3), optax.adam(1e-3))
+    finally:
+        close = getattr(env, "close", None)
+        if close is not None:
+            close()
