@@ -213,3 +213,16 @@ def test_callback_env_seeds_run_one_after_another_and_resume_resets_the_env(tmp_
     assert main(["train", "--resume", str(out), "--num-steps", str(6 * UPDATE)]) == 0
     resumed = capsys.readouterr().out
     assert "the agent is restored and the env starts new episodes" in resumed
+
+
+@pytest.mark.parametrize("algo", ["pqn", "dqn"])
+def test_every_agent_trains_from_the_cli(algo, tmp_path):
+    out = tmp_path / algo
+    config = {"pqn": ["--pqn.num-envs", "4", "--pqn.num-steps", "8", "--pqn.num-minibatches", "2"],
+              "dqn": ["--dqn.num-envs", "4", "--dqn.learning-starts", "32",
+                      "--dqn.batch-size", "8"]}[algo]  # fmt: skip
+    argv = ["train", "--algo", algo, "--out", str(out), "--num-steps", "256", "--seeds", "1"]
+    assert main([*argv, "--hidden-size", "8", *config]) == 0
+    with (out / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert rows and int(rows[-1]["step"]) == 256

@@ -10,12 +10,13 @@ from typing import Any
 import flax.linen as nn
 import optax
 
-from memorax.algorithms import PPO, PPOConfig
+from memorax.algorithms import DQN, PPO, PQN, DQNConfig, PPOConfig, PQNConfig
 from memorax.envs import Box, Discrete, Environment
 from memorax.networks import (
     MLP,
     SEQUENCE_MODELS,
     Categorical,
+    DiscreteQNetwork,
     FeatureExtractor,
     Gaussian,
     Network,
@@ -106,11 +107,55 @@ def _build_ppo(
     )
 
 
+def build_q_network(env: Environment, torso: str, hidden_size: int) -> Network:
+    """A Q-network for ``env``'s discrete actions with the named torso and layer norm.
+
+    Layer norm after the torso's input layer keeps Q-learning without a
+    target network (PQN) stable.
+    """
+    space = env.action_space
+    if not isinstance(space, Discrete):
+        raise ValueError(
+            f"Q-learning agents need Discrete actions; {env.name} has {space}. Use --algo ppo."
+        )
+    observation = nn.Sequential([nn.Dense(hidden_size), nn.LayerNorm(), nn.relu])
+    if torso == "mlp":
+        extractor = FeatureExtractor(observation)
+        return Network(extractor, MLP((hidden_size,)), DiscreteQNetwork(space.n))
+    if torso not in TORSOS:
+        raise ValueError(f"Unknown torso {torso!r}; choose one of: {', '.join(TORSOS)}.")
+    extractor = FeatureExtractor(
+        observation, action_extractor=OneHot(space.n), reward_extractor=MLP((8,))
+    )
+    return Network(extractor, SEQUENCE_MODELS[torso](hidden_size), DiscreteQNetwork(space.n))
+
+
+def _build_q_agent(agent_class: type) -> Callable[..., Any]:
+    def build(config, env, env_params, torso, hidden_size, learning_rate, metrics_callback):
+        network = build_q_network(env, torso, hidden_size)
+        optimizer = optax.adam(learning_rate)
+        return agent_class(
+            config, env, env_params, network, optimizer, metrics_callback=metrics_callback
+        )
+
+    return build
+
+
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "ppo": AlgorithmSpec(
         config_class=PPOConfig,
         defaults={"num_envs": 4, "num_steps": 128},
         build=_build_ppo,
+    ),
+    "pqn": AlgorithmSpec(
+        config_class=PQNConfig,
+        defaults={"num_envs": 32, "num_steps": 16, "epsilon_decay_steps": 30_000},
+        build=_build_q_agent(PQN),
+    ),
+    "dqn": AlgorithmSpec(
+        config_class=DQNConfig,
+        defaults={"num_envs": 8, "num_steps": 4, "gradient_steps": 2, "batch_size": 128},
+        build=_build_q_agent(DQN),
     ),
 }
 """``--algo`` choices."""
