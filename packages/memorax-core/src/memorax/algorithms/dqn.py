@@ -34,7 +34,8 @@ import optax
 from flax import struct
 
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
-from memorax.algorithms.evaluation import EvaluationResult, run_episodes
+from memorax.algorithms.evaluation import EvaluationResult
+from memorax.algorithms.greedy_evaluation import evaluate_greedy
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
 from memorax.algorithms.q_network_checks import check_discrete_q_network, check_evaluation_env
 from memorax.buffers import BufferState, SequenceBuffer
@@ -593,27 +594,10 @@ class DQN:
         self, key: jax.Array, params: Any, env_params: Any, *,
         eval_env: Environment, num_episodes: int, max_steps: int,
     ) -> EvaluationResult:  # fmt: skip
-        network = self.network
-
-        def policy(carry, observation, start, prev_action, prev_reward):
-            carry, q = _apply(
-                network, params, observation[:, None], start[:, None], carry,
-                prev_action[:, None], prev_reward[:, None],
-            )  # fmt: skip
-            action = jnp.argmax(q[:, 0], axis=-1).astype(jnp.int32)
-            return carry, action, self._env_action(action)
-
-        result, _, _ = run_episodes(
-            key,
-            eval_env,
-            env_params,
-            policy,
-            network.initialize_carry(eval_env.num_envs),
-            jnp.zeros((eval_env.num_envs,), jnp.int32),
-            num_episodes,
-            max_steps,
-        )
-        return result
+        return evaluate_greedy(
+            key, self.network, params, eval_env, env_params, self._env_action,
+            num_episodes, max_steps,
+        )  # fmt: skip
 
     def _reset_training_env(self, key: jax.Array, state: DQNState) -> DQNState:
         num_envs = self.config.num_envs
