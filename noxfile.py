@@ -138,7 +138,7 @@ def contract(session: nox.Session, backend: str, device: str) -> None:
     if device == "gpu":
         extras += ["--extra", "cuda"]
     sync(session, "--package", package, "--group", "test", *extras)
-    env = {"JAX_PLATFORMS": "cuda" if device == "gpu" else "cpu"}
+    env = {"JAX_PLATFORMS": "cuda,cpu" if device == "gpu" else "cpu"}
     if device == "gpu":
         session.run(
             "python",

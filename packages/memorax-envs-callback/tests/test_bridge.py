@@ -214,3 +214,27 @@ def test_vmap_is_refused_on_the_io_callback_path_too():
             jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), params)
     finally:
         env.close()
+
+
+def test_io_callback_path_keeps_working_after_a_host_error():
+    """An error in one host call must not poison every later call of the process.
+
+    JAX threads one runtime token through ``io_callback(ordered=True)`` calls and
+    an error in one leaves that token failed, so on a GPU every later program
+    with an ordered callback re-raised the first error (seen on an H200 with
+    jax 0.11.2). The bridge orders its calls through data instead.
+    """
+    env, params = make("gymnasium::CartPole-v1", num_envs=2)
+    env.use_buffer_callback = False
+    try:
+        reset, step = jax.jit(env.reset), jax.jit(env.step)
+        actions = jnp.zeros((2,), jnp.int32)
+        _, state = reset(jax.random.key(0), params)
+        step(jax.random.key(1), state, actions, params)
+        with pytest.raises(Exception, match="stale environment state"):
+            jax.block_until_ready(step(jax.random.key(1), state, actions, params))
+        _, state = reset(jax.random.key(2), params)
+        result = jax.block_until_ready(step(jax.random.key(3), state, actions, params))
+        assert int(result.state.step) == 1
+    finally:
+        env.close()

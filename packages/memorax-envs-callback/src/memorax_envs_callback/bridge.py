@@ -26,6 +26,8 @@ with ``has_side_effect=True``:
   wrappers convert every argument and result) and about 160 us for
   ``io_callback(ordered=True)``; for 8 CartPole copies (about 100 us a step)
   that difference decides whether the bridge keeps up with the raw vector env.
+  On accelerators ``buffer_callback`` buffers are device memory, so there the
+  bridge uses an unordered ``io_callback`` (ordered by the same data chain).
 
 ``jax.vmap`` cannot give independent copies of one host process, so a
 ``custom_vmap`` rule refuses it with :class:`CallbackVmapError` before any
@@ -45,7 +47,7 @@ from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
 from jax.experimental.buffer_callback import buffer_callback
 
-from memorax.envs import HOST_CALLBACK, Environment, Space
+from memorax.envs import HOST_CALLBACK, Environment, Space, require_host_backend
 
 __all__ = [
     "CallbackEnvironment",
@@ -207,6 +209,7 @@ class CallbackEnvironment(Environment):
         return observation, next_state, reward, terminated, truncated, info
 
     def _call(self, method: str, host_function: Any, outputs: tuple, *args: jax.Array) -> Any:
+        require_host_backend(f"{self.name}.{method}")
         if self._in_place_outputs():
             callback = buffer_callback(host_function, outputs, has_side_effect=True)
         else:
@@ -234,7 +237,7 @@ class CallbackEnvironment(Environment):
         """Whether the host can write outputs in place (``buffer_callback``).
 
         Its buffers are host memory only on the CPU client; on accelerators the
-        bridge falls back to ``io_callback(ordered=True)`` (slower, same
+        bridge falls back to an unordered ``io_callback`` (slower, same
         semantics). ``use_buffer_callback`` overrides the choice (tests use it
         to run the fallback on the CPU).
         """
@@ -323,7 +326,15 @@ class CallbackEnvironment(Environment):
 
 
 def _returning_callback(host_function: Any, outputs: tuple) -> Any:
-    """``host_function(ctx, out, *args)`` as an ordered ``io_callback`` returning ``out``."""
+    """``host_function(ctx, out, *args)`` as an ``io_callback`` returning ``out``.
+
+    Unordered on purpose: the step counter each call returns is the next
+    call's input, so data already orders the calls, and ``ordered=True``
+    threads a runtime token that one host error leaves failed for the rest of
+    the process on GPUs (every later program re-raised the first error, seen
+    on an H200 with jax 0.11.2). ``io_callback`` is side-effecting either way,
+    so it is never dropped or repeated.
+    """
 
     def returning(*args: np.ndarray) -> tuple[np.ndarray, ...]:
         out = tuple(np.empty(struct.shape, struct.dtype) for struct in outputs)
@@ -331,6 +342,6 @@ def _returning_callback(host_function: Any, outputs: tuple) -> Any:
         return out
 
     def call(*args: jax.Array) -> Any:
-        return io_callback(returning, outputs, *args, ordered=True)
+        return io_callback(returning, outputs, *args, ordered=False)
 
     return call

@@ -4,6 +4,7 @@ from memorax.envs.action_checks import InvalidActionError
 from memorax.envs.capabilities import HOST_CALLBACK, JAX_NATIVE, Capabilities
 from memorax.envs.environment import Environment, StepResult, Wrapper
 from memorax.envs.episode_statistics import EpisodeStatistics, EpisodeStatisticsState
+from memorax.envs.host_callbacks import HostBackendUnavailableError, require_host_backend
 from memorax.envs.pomdp import FlickerObservation, MaskObservation, NoisyObservation
 from memorax.envs.registry import (
     BackendNotInstalledError,
@@ -31,6 +32,7 @@ __all__ = [
     "EpisodeStatistics",
     "EpisodeStatisticsState",
     "FlickerObservation",
+    "HostBackendUnavailableError",
     "InvalidActionError",
     "MaskObservation",
     "MultiDiscrete",
@@ -45,5 +47,6 @@ __all__ = [
     "install_command",
     "make",
     "registered_namespaces",
+    "require_host_backend",
     "unexpected_kwargs_error",
 ]

@@ -17,6 +17,7 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
 
+from memorax.envs.host_callbacks import require_host_backend
 from memorax.envs.spaces import Box, Discrete, MultiDiscrete, Space
 
 __all__ = ["InvalidActionError", "validate_action"]
@@ -63,6 +64,7 @@ def validate_action(space: Space, action: Any, num_envs: int, env_name: str) -> 
             )
         high = space.n + space.start if isinstance(space, Discrete) else jnp.asarray(space.nvec)
         low = space.start if isinstance(space, Discrete) else 0
+        require_host_backend(f"{env_name}.step's range check of discrete actions")
         out_of_range = jnp.any((action < low) | (action >= high))
         checked = _raise_if(out_of_range, f"{env_name}: discrete action out of range for {space}.")
         # Adding the check's (zero) output makes everything downstream, host
