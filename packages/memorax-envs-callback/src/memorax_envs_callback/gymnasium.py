@@ -18,6 +18,7 @@ import numpy as np
 
 from memorax.envs import Namespace, UnknownEnvironmentError, install_command
 from memorax_envs_callback.bridge import CallbackEnvironment, HostStep
+from memorax_envs_callback.constructor_kwargs import check_gymnasium_kwargs
 from memorax_envs_callback.gymnasium_spaces import convert_space
 
 __all__ = ["NAMESPACE", "GymnasiumHostEnv", "make_gymnasium"]
@@ -118,6 +119,7 @@ def make_gymnasium(
     vector_kwargs["autoreset_mode"] = gymnasium.vector.AutoresetMode.SAME_STEP
     if vectorization_mode == "async":
         vector_kwargs.setdefault("context", "spawn")
+    check_gymnasium_kwargs(name, env_id, kwargs)
     try:
         env = gymnasium.make_vec(
             env_id,

@@ -40,6 +40,7 @@ import numpy as np
 
 from memorax.envs import Namespace, install_command
 from memorax_envs_callback.bridge import CallbackEnvironment, HostEnvironmentError, HostStep
+from memorax_envs_callback.constructor_kwargs import check_creator_kwargs, check_gymnasium_kwargs
 from memorax_envs_callback.gymnasium_spaces import convert_space
 
 __all__ = ["NAMESPACE", "PufferHostEnv", "make_pufferlib", "same_step_env_class"]
@@ -294,6 +295,10 @@ def make_pufferlib(
     name = f"pufferlib::{env_id}"
     if backend not in _BACKENDS:
         raise ValueError(f"make({name!r}): backend must be one of {_BACKENDS}, got {backend!r}.")
+    if env_creator is None:
+        check_gymnasium_kwargs(name, env_id, kwargs)
+    else:
+        check_creator_kwargs(name, env_creator, kwargs)
     creator = env_creator or functools.partial(_make_gymnasium, env_id)
     probe = creator(**kwargs)
     observation_space, action_space = probe.observation_space, probe.action_space
