@@ -75,7 +75,7 @@ def check_gymnasium_kwargs(full_id: str, env_id: str, kwargs: Mapping[str, Any])
         spec = gymnasium.spec(env_id)
     except gymnasium.error.Error:
         return
-    entry_point = spec.entry_point
+    entry_point: Any = spec.entry_point
     if isinstance(entry_point, str):
         try:
             entry_point = load_env_creator(entry_point)
