@@ -11,8 +11,10 @@ Observation layout: ``[num_envs, height, width, channels]`` uint8, the NHWC
 layout ``flax.linen.Conv`` expects, with the stacked frames as channels
 (``channels = stack_num`` for grayscale, ``3 * stack_num`` for RGB, frame-major:
 channels ``3 * k .. 3 * k + 2`` are frame ``k``, oldest first). ale-py itself
-returns frames first (``[num_envs, stack, height, width(, 3)]``); the adapter
-transposes.
+returns frames first (``[num_envs, stack, height, width(, 3)]``); the host
+hands those over unchanged and XLA transposes them (a
+:class:`~memorax_envs_callback.bridge.DeviceLayout`), which is much cheaper
+than a strided numpy copy every step.
 
 Game ids are CamelCase (``"Pong"``, ``"MsPacman"``); ale-py's snake_case ROM
 names (``"ms_pacman"``) are accepted too.
@@ -21,10 +23,13 @@ names (``"ms_pacman"``) are accepted too.
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import re
 from typing import Any
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from memorax.envs import (
@@ -35,7 +40,7 @@ from memorax.envs import (
     UnknownEnvironmentError,
     install_command,
 )
-from memorax_envs_callback.bridge import CallbackEnvironment, HostStep
+from memorax_envs_callback.bridge import CallbackEnvironment, DeviceLayout, HostStep
 from memorax_envs_callback.gymnasium_spaces import convert_space
 
 __all__ = ["NAMESPACE", "AtariHostEnv", "make_ale", "rom_name"]
@@ -63,7 +68,7 @@ def env_ids() -> list[str]:
 
 
 class AtariHostEnv:
-    """An ``AtariVectorEnv`` behind the bridge's host protocol, observations in NHWC.
+    """An ``AtariVectorEnv`` behind the bridge's host protocol, observations NHWC on the device.
 
     Args:
         env: an ``AtariVectorEnv`` built with ``autoreset_mode="SameStep"``.
@@ -73,39 +78,41 @@ class AtariHostEnv:
     def __init__(self, env: Any, env_name: str):
         self.env = env
         self.num_envs = env.num_envs
-        frames_first = env.single_observation_space.shape  # (stack, H, W) or (stack, H, W, 3)
+        frames_first = tuple(env.single_observation_space.shape)  # (S, H, W) or (S, H, W, 3)
         stack, height, width = frames_first[:3]
         channels = stack * (frames_first[3] if len(frames_first) == 4 else 1)
         self.observation_space: Space = Box(
             low=0, high=255, shape=(height, width, channels), dtype=np.uint8
         )
         self.action_space = convert_space(env.single_action_space, env_name, "action")
-
-    def _to_nhwc(self, observation: np.ndarray) -> np.ndarray:
-        # [N, S, H, W] -> [N, H, W, S]; [N, S, H, W, 3] -> [N, H, W, S, 3] -> [N, H, W, 3S].
-        moved = np.moveaxis(observation, 1, 3)
-        return moved.reshape(observation.shape[0], *self.observation_space.shape)
+        self.device_layout = DeviceLayout(
+            host_shape=frames_first, to_space=functools.partial(_frames_to_nhwc, channels=channels)
+        )
 
     def reset(self, seed: int) -> np.ndarray:
-        """Resets every game; game ``i`` is seeded with ``seed + i``."""
+        """Resets every game; game ``i`` is seeded with ``seed + i``. Frames first."""
         observation, _ = self.env.reset(seed=seed)
-        return self._to_nhwc(observation)
+        return observation
 
     def step(self, action: np.ndarray) -> HostStep:
-        """Steps every game; ended games are already reset."""
+        """Steps every game; ended games are already reset. Frames first."""
         observation, reward, terminated, truncated, info = self.env.step(action)
         final = observation
         done = np.logical_or(terminated, truncated)
         if "final_obs" in info and np.any(done):
             mask = done.reshape(-1, *([1] * (observation.ndim - 1)))
             final = np.where(mask, info["final_obs"], observation)
-        return HostStep(
-            self._to_nhwc(observation), reward, terminated, truncated, self._to_nhwc(final)
-        )
+        return HostStep(observation, reward, terminated, truncated, final)
 
     def close(self) -> None:
         """Stops the emulator threads."""
         self.env.close()
+
+
+def _frames_to_nhwc(observation: jax.Array, channels: int) -> jax.Array:
+    """``[N, S, H, W(, 3)]`` frame stacks to ``[N, H, W, channels]``, frame-major channels."""
+    moved = jnp.moveaxis(observation, 1, 3)  # [N, H, W, S(, 3)]
+    return moved.reshape(*moved.shape[:3], channels)
 
 
 def make_ale(game: str, num_envs: int, **kwargs: Any) -> tuple[CallbackEnvironment, None]:
