@@ -1,10 +1,16 @@
-"""PPO data-parallel scaling: env steps per second against device count (a benchmark).
+"""Data-parallel scaling of PPO, PQN and DQN: env steps per second against device count.
 
-Trains PPO on gymnax CartPole-v1 with a fixed global batch (``--envs`` env
-copies x 128 steps per update, 4 epochs x 4 minibatches, MLP 64 x 64) on one
-device (``num_devices=None``) and split over 1, 2, 4, ... devices
-(``PPOConfig.num_devices``). Each row reports the compile time and the env
-steps per second of the compiled call, and the speed-up over one device.
+Each agent trains on gymnax CartPole-v1 with a fixed global batch (``--envs``
+env copies, MLP 64 x 64) on one device (``num_devices=None``) and split over
+1, 2, 4, ... devices (the config's ``num_devices``):
+
+- PPO: 128 steps per update, 4 epochs x 4 minibatches;
+- PQN: 128 steps per update, 4 epochs x 4 minibatches, LayerNorm torso;
+- DQN: 8 steps per iteration, then 2 gradient steps on 256 sampled
+  transitions; a 65,536-step replay buffer split over the devices.
+
+Each row reports the compile time and the env steps per second of the
+compiled call, and the speed-up over one device.
 
 On a CPU-only machine the devices are simulated: the script sets
 ``XLA_FLAGS=--xla_force_host_platform_device_count`` to the largest count
@@ -12,8 +18,8 @@ before jax starts. Simulated devices share the machine's cores, so there the
 table measures the partitioning overhead, not a speed-up; on a multi-GPU
 machine it measures real scaling.
 
-    .venv/bin/python benchmarks/scaling.py                        # 1, 2, 4 devices
-    .venv/bin/python benchmarks/scaling.py --devices 1,2,4,8 --envs 64 --steps 1048576
+    .venv/bin/python benchmarks/scaling.py                        # 1, 2, 4 devices, every agent
+    .venv/bin/python benchmarks/scaling.py --agents dqn --devices 1,2,4,8 --envs 64
 """
 
 from __future__ import annotations
@@ -23,13 +29,20 @@ import os
 import sys
 import time
 
+AGENTS = ("ppo", "pqn", "dqn")
+
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--agents", default=",".join(AGENTS), help="agents, comma separated")
     parser.add_argument("--devices", default="1,2,4", help="device counts, comma separated")
     parser.add_argument("--envs", type=int, default=16, help="global env copies (all devices)")
     parser.add_argument("--steps", type=int, default=131_072, help="env steps per train call")
-    return parser.parse_args()
+    args = parser.parse_args()
+    unknown = set(args.agents.split(",")) - set(AGENTS)
+    if unknown:
+        parser.error(f"unknown agents {sorted(unknown)}; choose from {', '.join(AGENTS)}")
+    return args
 
 
 def main() -> None:
@@ -46,25 +59,48 @@ def main() -> None:
     import jax
     import optax
 
-    from memorax.algorithms import PPO, PPOConfig
+    from memorax.algorithms import DQN, PPO, PQN, DQNConfig, PPOConfig, PQNConfig
     from memorax.envs import make
-    from memorax.networks import MLP, Categorical, FeatureExtractor, Network, VNetwork
+    from memorax.networks import (
+        MLP,
+        Categorical,
+        DiscreteQNetwork,
+        FeatureExtractor,
+        Network,
+        VNetwork,
+    )
 
-    def network(head: nn.Module) -> Network:
+    def mlp(head: nn.Module) -> Network:
         return Network(
             FeatureExtractor(MLP((64,), activation=nn.tanh)), MLP((64,), activation=nn.tanh), head
         )
 
-    def rate(num_devices: int | None) -> tuple[float, float]:
-        """(compile seconds, env steps per second) of one compiled train call."""
+    def layer_norm_q_network() -> Network:
+        def block() -> nn.Module:
+            return nn.Sequential([nn.Dense(64), nn.LayerNorm(), nn.relu])
+
+        return Network(FeatureExtractor(block()), block(), DiscreteQNetwork(2))
+
+    def build(name: str, num_devices: int | None):
         env, env_params = make("gymnax::CartPole-v1", num_envs=args.envs)
-        config = PPOConfig(
-            num_envs=args.envs, num_steps=128, num_minibatches=4, update_epochs=4,
-            num_devices=num_devices,
-        )  # fmt: skip
-        optimizer = optax.adam(2.5e-4, eps=1e-5)
-        agent = PPO(config, env, env_params, network(Categorical(2)), network(VNetwork()),
-                    optimizer, optimizer)  # fmt: skip
+        if name == "ppo":
+            optimizer = optax.adam(2.5e-4, eps=1e-5)
+            config = PPOConfig(num_envs=args.envs, num_steps=128, num_minibatches=4,
+                               update_epochs=4, num_devices=num_devices)  # fmt: skip
+            return PPO(config, env, env_params, mlp(Categorical(2)), mlp(VNetwork()),
+                       optimizer, optimizer)  # fmt: skip
+        if name == "pqn":
+            config = PQNConfig(num_envs=args.envs, num_steps=128, num_minibatches=4,
+                               update_epochs=4, num_devices=num_devices)  # fmt: skip
+            return PQN(config, env, env_params, layer_norm_q_network(), optax.adam(2.5e-4))
+        config = DQNConfig(num_envs=args.envs, num_steps=8, gradient_steps=2, batch_size=256,
+                           buffer_size=65_536 // args.envs * args.envs, learning_starts=1_000,
+                           num_devices=num_devices)  # fmt: skip
+        return DQN(config, env, env_params, layer_norm_q_network(), optax.adam(2.5e-4))
+
+    def rate(name: str, num_devices: int | None) -> tuple[float, float]:
+        """(compile seconds, env steps per second) of one compiled train call."""
+        agent = build(name, num_devices)
         state = agent.init(jax.random.key(0))
         start = time.perf_counter()
         jax.block_until_ready(agent.train(jax.random.key(1), state, args.steps))
@@ -75,18 +111,21 @@ def main() -> None:
         return first - seconds, args.steps / seconds
 
     platform = jax.devices()[0].platform
-    print(f"jax {jax.__version__}; {jax.device_count()} {platform} device(s)"
-          f"{' (simulated)' if platform == 'cpu' else ''}; {args.envs} envs x 128 steps per "
-          f"update; {args.steps} env steps per call; load average {os.getloadavg()[0]:.1f} on "
-          f"{os.cpu_count()} cores")  # fmt: skip
-    print("| devices | compile (s) | env steps/s | x one device |")
-    print("|---|---|---|---|")
-    compile_seconds, baseline = rate(None)
-    print(f"| 1 (num_devices=None) | {compile_seconds:.1f} | {baseline:,.0f} | 1.00 |", flush=True)
-    for count in counts:
-        compile_seconds, steps_per_second = rate(count)
-        print(f"| {count} | {compile_seconds:.1f} | {steps_per_second:,.0f} | "
-              f"{steps_per_second / baseline:.2f} |", flush=True)  # fmt: skip
+    simulated = " (simulated)" if platform == "cpu" else ""
+    print(f"jax {jax.__version__}; {jax.device_count()} {platform} device(s){simulated}; "
+          f"{args.envs} envs; {args.steps} env steps per call; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")  # fmt: skip
+    print("| agent | devices | compile (s) | env steps/s | x one device |")
+    print("|---|---|---|---|---|")
+    for name in args.agents.split(","):
+        compile_seconds, baseline = rate(name, None)
+        print(f"| {name.upper()} | 1 (num_devices=None) | {compile_seconds:.1f} | "
+              f"{baseline:,.0f} | 1.00 |", flush=True)  # fmt: skip
+        for count in counts:
+            compile_seconds, steps_per_second = rate(name, count)
+            print(f"| {name.upper()} | {count} | {compile_seconds:.1f} | "
+                  f"{steps_per_second:,.0f} | {steps_per_second / baseline:.2f} |",
+                  flush=True)  # fmt: skip
 
 
 if __name__ == "__main__":

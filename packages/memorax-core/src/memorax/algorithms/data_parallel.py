@@ -13,21 +13,65 @@ single-device result up to float reassociation, for the same key and batch.
 The constraints are ``jax.lax.with_sharding_constraint`` calls, so they
 compose with ``jax.vmap`` over seeds (the seed axis stays unsharded) and
 under ``jax.distributed.initialize`` the mesh spans every host's devices.
+
+Every agent uses it the same way: its config validates ``num_devices``
+(:func:`check_num_devices_field`), its constructor gets a
+:class:`DataParallel` or ``None`` (:func:`data_parallel_for`), and its
+training code lays out state and batches with :func:`place` and
+:func:`split`, which are the identity for ``None``, so the single-device
+program is the one without any constraint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-__all__ = ["DATA_AXIS", "DataParallel", "check_num_devices"]
+if TYPE_CHECKING:
+    from memorax.envs import Environment
+
+__all__ = [
+    "DATA_AXIS",
+    "DataParallel",
+    "check_num_devices",
+    "check_num_devices_field",
+    "data_parallel_for",
+    "place",
+    "put_replicated",
+    "split",
+]
+
+State = TypeVar("State")
 
 DATA_AXIS = "data"
 """Name of the mesh axis the env copies are split over."""
+
+
+def check_num_devices_field(owner: str, num_envs: int, num_devices: Any) -> None:
+    """Raise ``ValueError`` unless a config's ``num_devices`` is ``None`` or a positive int
+    dividing ``num_envs``.
+
+    The config-time half of the checks (no device is queried); ``owner``
+    prefixes the message (e.g. ``"PQNConfig"``).
+    """
+    if num_devices is None:
+        return
+    is_int = isinstance(num_devices, int | np.integer) and not isinstance(num_devices, bool)
+    if not (is_int and num_devices >= 1):
+        raise ValueError(
+            f"{owner}: num_devices must be a positive integer or None, got {num_devices!r}."
+        )
+    if num_envs % num_devices:
+        raise ValueError(
+            f"{owner}: num_envs={num_envs} env copies cannot be split evenly over "
+            f"num_devices={num_devices} devices; choose num_envs a multiple of "
+            "num_devices (or num_devices dividing num_envs)."
+        )
 
 
 def check_num_devices(owner: str, num_envs: int, num_devices: int) -> None:
@@ -52,6 +96,62 @@ def check_num_devices(owner: str, num_envs: int, num_devices: int) -> None:
             f"(e.g. {num_envs + num_devices - num_envs % num_devices}) or a num_devices "
             "dividing it."
         )
+
+
+def data_parallel_for(
+    owner: str, env: Environment, num_envs: int, num_devices: int | None
+) -> DataParallel | None:
+    """The agent's layout: ``None`` (one device, no constraints) or a mesh of ``num_devices``.
+
+    Raises ``ValueError`` for a callback env (one host env per process, which
+    cannot be split over devices) and unless :func:`check_num_devices` passes.
+    """
+    if num_devices is None:
+        return None
+    if env.capabilities.execution == "host":
+        raise ValueError(
+            f"{owner}: {env.name} is a callback env, one host env per process; it cannot be "
+            "split over devices, so config.num_devices must be None. To scale it, run "
+            "more env copies (num_envs) or one training process per host."
+        )
+    check_num_devices(owner, num_envs, num_devices)
+    return DataParallel.over_devices(num_devices)
+
+
+def place(data_parallel: DataParallel | None, state: State, split_fields: Iterable[str]) -> State:
+    """``state`` (a dataclass pytree) with ``split_fields`` split along axis 0, the rest replicated.
+
+    ``split_fields`` name the fields with an env axis first (env state,
+    observation, carries, a per-env replay buffer); everything else
+    (parameters, optimizer states, counters, metrics) is held whole on every
+    device. The identity when ``data_parallel`` is ``None``.
+    """
+    if data_parallel is None:
+        return state
+    names = set(split_fields)
+    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # type: ignore[arg-type]
+    unknown = names - fields.keys()
+    if unknown:
+        raise ValueError(f"place: {type(state).__name__} has no fields {sorted(unknown)}.")
+    laid_out = {
+        name: data_parallel.split(value) if name in names else data_parallel.replicate(value)
+        for name, value in fields.items()
+    }
+    return dataclasses.replace(state, **laid_out)  # type: ignore[type-var]
+
+
+def split(data_parallel: DataParallel | None, tree: Any, axis: int = 0) -> Any:
+    """:meth:`DataParallel.split` of ``tree``; the identity when ``data_parallel`` is ``None``."""
+    return tree if data_parallel is None else data_parallel.split(tree, axis)
+
+
+def put_replicated(data_parallel: DataParallel | None, tree: Any) -> Any:
+    """:meth:`DataParallel.put_replicated` of ``tree``; the identity for ``None``.
+
+    Agents put the empty metrics they hand to their jitted ``train`` this way,
+    laid out as ``train`` returns them, so a second call reuses the program.
+    """
+    return tree if data_parallel is None else data_parallel.put_replicated(tree)
 
 
 @dataclasses.dataclass(frozen=True)

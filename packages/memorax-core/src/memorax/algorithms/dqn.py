@@ -18,6 +18,11 @@ The n-step target of step ``t`` sums the rewards up to ``n_step`` steps or
 to the end of its episode, whichever comes first, and bootstraps from the
 ``final_observation`` of its last step (the observation before any
 auto-reset) unless that step terminated; truncation bootstraps.
+
+Data-parallel (``DQNConfig.num_devices``): each device steps its share of the
+env copies and keeps their replay (the buffer is split along its env axis);
+gradient steps sample the global batch and split it over the devices
+(:mod:`memorax.algorithms.data_parallel`).
 """
 
 from __future__ import annotations
@@ -33,6 +38,13 @@ import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.data_parallel import (
+    check_num_devices_field,
+    data_parallel_for,
+    place,
+    put_replicated,
+    split,
+)
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
 from memorax.algorithms.evaluation import EvaluationResult
 from memorax.algorithms.greedy_evaluation import evaluate_greedy
@@ -93,6 +105,17 @@ class DQNConfig:
             (1 for feed-forward agents; longer for recurrent ones).
         burn_in_length: recurrent agents only: steps before those that only
             warm up the carry.
+        num_devices: ``None`` (default): train on one device. An int: train
+            data-parallel over the first ``num_devices`` of ``jax.devices()``,
+            as :attr:`memorax.algorithms.PPOConfig.num_devices`. Each device
+            steps ``num_envs / num_devices`` env copies and keeps their replay
+            (the buffer is split along its env axis); each gradient step
+            samples ``batch_size`` sequences from the whole buffer, exactly as
+            on one device, and splits them over the devices (so ``num_envs``
+            and ``batch_size`` must be multiples of it); parameters are
+            replicated and the gradient is the global batch mean. Same key and
+            config give the single-device result up to float rounding.
+            JAX-native envs only.
     """
 
     num_envs: int
@@ -111,6 +134,7 @@ class DQNConfig:
     max_grad_norm: float | None = 10.0
     sequence_length: int = 1
     burn_in_length: int = 0
+    num_devices: int | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -142,6 +166,13 @@ class DQNConfig:
         if not (value is None or (_is_number(value) and value > 0)):
             raise ValueError(
                 f"DQNConfig: max_grad_norm must be a positive number or None, got {value!r}."
+            )
+        check_num_devices_field("DQNConfig", self.num_envs, self.num_devices)
+        if self.num_devices is not None and self.batch_size % self.num_devices:
+            raise ValueError(
+                f"DQNConfig: batch_size={self.batch_size} sampled sequences cannot be split "
+                f"evenly over num_devices={self.num_devices} devices; choose batch_size a "
+                "multiple of num_devices."
             )
         if self.buffer_size % self.num_envs:
             raise ValueError(
@@ -279,6 +310,7 @@ class DQN:
             capacity=config.buffer_size // config.num_envs,
             sequence_length=config.stored_sequence_length,
         )
+        self.data_parallel = data_parallel_for("DQN", env, config.num_envs, config.num_devices)
         self._train_jit = jax.jit(self._train, static_argnames="num_iterations")
         self._evaluate_jit = jax.jit(
             self._evaluate, static_argnames=("eval_env", "num_episodes", "max_steps")
@@ -315,7 +347,7 @@ class DQN:
             "done": start[0],
             "final_observation": observation[0],
         }
-        return DQNState(
+        state = DQNState(
             params=params,
             target_params=params,
             optimizer_state=self.optimizer.init(params),
@@ -332,6 +364,7 @@ class DQN:
             metrics=_empty_metrics(),
             evaluation=EvaluationResult.empty(num_envs, 1),
         )
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def train(self, key: jax.Array, state: DQNState, num_steps: int) -> DQNState:
         """Train for ``num_steps`` env steps (all copies counted), jitted.
@@ -360,8 +393,8 @@ class DQN:
                 f"{num_iterations * per_iteration} env steps.",
                 stacklevel=2,
             )
-        state = state.replace(metrics=_empty_metrics())
-        return self._train_jit(key, state, num_iterations=num_iterations)
+        metrics = put_replicated(self.data_parallel, _empty_metrics())
+        return self._train_jit(key, state.replace(metrics=metrics), num_iterations=num_iterations)
 
     def evaluate(
         self,
@@ -412,8 +445,10 @@ class DQN:
         config = self.config
         network, env, env_params = self.network, self.env, self.env_params
         num_envs, num_steps = config.num_envs, config.num_steps
+        data_parallel = self.data_parallel
 
         def iteration(state: DQNState, iteration_key: jax.Array):
+            state = place(data_parallel, state, _ENV_AXIS_FIELDS)
             rollout_key, learn_key = jax.random.split(iteration_key)
             epsilon = linear_epsilon(
                 state.env_steps, config.epsilon_start, config.epsilon_end,
@@ -450,7 +485,8 @@ class DQN:
                     jnp.where(done, 0.0, step.reward),
                     carry,
                 )
-                return runner, (transition, step.info["episode"])
+                outputs = (transition, step.info["episode"])
+                return split(data_parallel, runner), split(data_parallel, outputs)
 
             runner = (state.env_state, state.observation, state.episode_start,
                       state.previous_action, state.previous_reward, state.carry)  # fmt: skip
@@ -458,10 +494,10 @@ class DQN:
                 env_step, runner, jax.random.split(rollout_key, num_steps)
             )
 
-            # 2. Store the steps, batch-major [num_envs, num_steps, ...].
-            buffer_state = self.buffer.add(
-                state.buffer_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rollout)
-            )
+            # 2. Store the steps, batch-major [num_envs, num_steps, ...]; each device
+            # writes the steps of its own env copies into its part of the buffer.
+            steps = split(data_parallel, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rollout))
+            buffer_state = split(data_parallel, self.buffer.add(state.buffer_state, steps))
             env_steps = state.env_steps + num_envs * num_steps
 
             # 3. Gradient steps, once the buffer and learning_starts allow.
@@ -469,9 +505,12 @@ class DQN:
 
             def gradient_step(learner: tuple, step_key: jax.Array):
                 params, target_params, opt_state, count = learner
+                # The same global sample as on one device; each device gathers the
+                # sequences of its env copies, then the batch is split over devices.
                 sample = self.buffer.sample(buffer_state, step_key, config.batch_size)
+                experience = split(data_parallel, sample.experience)
                 (loss, q_value), grads = jax.value_and_grad(self._loss, has_aux=True)(
-                    params, target_params, sample.experience
+                    params, target_params, experience
                 )
                 if config.max_grad_norm is not None:
                     norm = optax.tree.norm(grads)
@@ -535,7 +574,7 @@ class DQN:
             return state, metrics
 
         state, metrics = jax.lax.scan(iteration, state, jax.random.split(key, num_iterations))
-        return state.replace(metrics=metrics)
+        return place(data_parallel, state.replace(metrics=metrics), _ENV_AXIS_FIELDS)
 
     def _q_values(self, params: Any, data: dict[str, jax.Array]) -> tuple[jax.Array, jax.Array]:
         """Per step of ``[B, L]`` sequences: ``Q(observation_t)`` and ``Q(final_observation_t)``.
@@ -602,7 +641,7 @@ class DQN:
     def _reset_training_env(self, key: jax.Array, state: DQNState) -> DQNState:
         num_envs = self.config.num_envs
         observation, env_state = self.env.reset(key, self.env_params)
-        return state.replace(
+        state = state.replace(
             env_state=env_state,
             observation=observation,
             episode_start=jnp.ones((num_envs,), bool),
@@ -610,6 +649,7 @@ class DQN:
             previous_reward=jnp.zeros((num_envs,), jnp.float32),
             carry=self.network.initialize_carry(num_envs),
         )
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def _env_action(self, action: jax.Array) -> jax.Array:
         space = self.env.action_space
@@ -668,6 +708,12 @@ def n_step_targets(
         target = target + alive * jnp.where(stop, bootstrap, 0.0)
         alive = alive * (1.0 - stop.astype(jnp.float32))
     return target
+
+
+_ENV_AXIS_FIELDS = ("env_state", "observation", "episode_start", "previous_action",
+                    "previous_reward", "carry", "buffer_state")  # fmt: skip
+"""``DQNState`` fields with a leading env axis (the replay buffer's too), split over
+devices when data-parallel."""
 
 
 def _select(flag: jax.Array, on_true: Any, on_false: Any) -> Any:

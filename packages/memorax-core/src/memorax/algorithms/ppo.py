@@ -22,7 +22,13 @@ import numpy as np
 import optax
 from flax import struct
 
-from memorax.algorithms.data_parallel import DataParallel, check_num_devices
+from memorax.algorithms.data_parallel import (
+    check_num_devices_field,
+    data_parallel_for,
+    place,
+    put_replicated,
+    split,
+)
 from memorax.algorithms.evaluation import EvaluationResult, run_episodes
 from memorax.algorithms.gae import generalized_advantage_estimation
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
@@ -133,18 +139,7 @@ class PPOConfig:
                 raise ValueError(
                     f"PPOConfig: {name} must be a positive number or None, got {value!r}."
                 )
-        if self.num_devices is not None:
-            if not (_is_int(self.num_devices) and self.num_devices >= 1):
-                raise ValueError(
-                    f"PPOConfig: num_devices must be a positive integer or None, got "
-                    f"{self.num_devices!r}."
-                )
-            if self.num_envs % self.num_devices:
-                raise ValueError(
-                    f"PPOConfig: num_envs={self.num_envs} env copies cannot be split evenly over "
-                    f"num_devices={self.num_devices} devices; choose num_envs a multiple of "
-                    f"num_devices (or num_devices dividing num_envs)."
-                )
+        check_num_devices_field("PPOConfig", self.num_envs, self.num_devices)
         if self.burn_in_length >= self.num_steps:
             raise ValueError(
                 f"PPOConfig: burn_in_length={self.burn_in_length} must be smaller than "
@@ -318,16 +313,7 @@ class PPO:
                 "PPO: burn_in_length > 0 needs a recurrent (SequenceModel) torso; feed-forward "
                 "agents have no carry to burn in. Set burn_in_length=0."
             )
-        self.data_parallel = None
-        if config.num_devices is not None:
-            if env.capabilities.execution == "host":
-                raise ValueError(
-                    f"PPO: {env.name} is a callback env, one host env per process; it cannot be "
-                    "split over devices, so config.num_devices must be None. To scale it, run "
-                    "more env copies (num_envs) or one training process per host."
-                )
-            check_num_devices("PPO", config.num_envs, config.num_devices)
-            self.data_parallel = DataParallel.over_devices(config.num_devices)
+        self.data_parallel = data_parallel_for("PPO", env, config.num_envs, config.num_devices)
         self._train_jit = jax.jit(self._train, static_argnames="num_updates")
         self._evaluate_jit = jax.jit(
             self._evaluate, static_argnames=("eval_env", "num_episodes", "max_steps")
@@ -407,10 +393,7 @@ class PPO:
                 f"{num_updates * per_update} env steps.",
                 stacklevel=2,
             )
-        metrics = _empty_metrics()
-        if self.data_parallel is not None:
-            # Laid out as _train returns them, so a second call reuses the compiled program.
-            metrics = self.data_parallel.put_replicated(metrics)
+        metrics = put_replicated(self.data_parallel, _empty_metrics())
         return self._train_jit(key, state.replace(metrics=metrics), num_updates=num_updates)
 
     def evaluate(
@@ -487,28 +470,11 @@ class PPO:
 
     def _place(self, state: PPOState) -> PPOState:
         """Data-parallel: env-axis fields split over the mesh, the rest replicated."""
-        if self.data_parallel is None:
-            return state
-        split = self.data_parallel.split(
-            (state.env_state, state.observation, state.episode_start, state.previous_action,
-             state.previous_reward, state.actor_carry, state.critic_carry)
-        )  # fmt: skip
-        rest = self.data_parallel.replicate(
-            (state.actor_params, state.critic_params, state.actor_optimizer_state,
-             state.critic_optimizer_state, state.env_steps, state.update_count,
-             state.metrics, state.evaluation)
-        )  # fmt: skip
-        return state.replace(
-            env_state=split[0], observation=split[1], episode_start=split[2],
-            previous_action=split[3], previous_reward=split[4], actor_carry=split[5],
-            critic_carry=split[6], actor_params=rest[0], critic_params=rest[1],
-            actor_optimizer_state=rest[2], critic_optimizer_state=rest[3],
-            env_steps=rest[4], update_count=rest[5], metrics=rest[6], evaluation=rest[7],
-        )  # fmt: skip
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def _split(self, tree: Any, axis: int = 0) -> Any:
         """Data-parallel: ``tree`` split over the mesh along its env ``axis``."""
-        return tree if self.data_parallel is None else self.data_parallel.split(tree, axis)
+        return split(self.data_parallel, tree, axis)
 
     def _train(self, key: jax.Array, state: PPOState, num_updates: int) -> PPOState:
         config = self.config
@@ -900,6 +866,10 @@ class PPO:
         action = jnp.clip(action, low, high)
         return action.reshape(action.shape[0], *space.shape)
 
+
+_ENV_AXIS_FIELDS = ("env_state", "observation", "episode_start", "previous_action",
+                    "previous_reward", "actor_carry", "critic_carry")  # fmt: skip
+"""``PPOState`` fields with a leading env axis, split over devices when data-parallel."""
 
 _LOSS_NAMES = ("policy_loss", "value_loss", "entropy", "approx_kl", "clip_fraction")
 

@@ -11,6 +11,10 @@ PQN relies on normalisation in the network to stay stable without a target
 network; the paper puts a ``LayerNorm`` after every hidden layer. That is
 the torso's job here (e.g. a small Dense -> LayerNorm -> ReLU module as the
 torso), so the choice stays the user's.
+
+Data-parallel (``PQNConfig.num_devices``): env copies, rollouts and
+minibatches are split over the devices, the network is replicated
+(:mod:`memorax.algorithms.data_parallel`).
 """
 
 from __future__ import annotations
@@ -26,6 +30,13 @@ import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.data_parallel import (
+    check_num_devices_field,
+    data_parallel_for,
+    place,
+    put_replicated,
+    split,
+)
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
 from memorax.algorithms.evaluation import EvaluationResult
 from memorax.algorithms.greedy_evaluation import evaluate_greedy
@@ -78,6 +89,14 @@ class PQNConfig:
         max_grad_norm: clip the gradient to this global norm (``None``: no clipping).
         burn_in_length: recurrent agents only: the first ``burn_in_length``
             steps of each training sequence only refresh the carry (no loss).
+        num_devices: ``None`` (default): train on one device. An int: train
+            data-parallel over the first ``num_devices`` of ``jax.devices()``,
+            as :attr:`memorax.algorithms.PPOConfig.num_devices`: env copies,
+            rollouts and minibatches are split evenly over the devices (so
+            ``num_envs`` must be a multiple of it), parameters and the
+            optimizer state are replicated, the gradient is the global
+            minibatch mean. Same key and config give the single-device result
+            up to float rounding. JAX-native envs only.
     """
 
     num_envs: int
@@ -91,6 +110,7 @@ class PQNConfig:
     epsilon_decay_steps: int = 100_000
     max_grad_norm: float | None = 10.0
     burn_in_length: int = 0
+    num_devices: int | None = None
 
     def __post_init__(self) -> None:
         checks = {
@@ -117,6 +137,7 @@ class PQNConfig:
             raise ValueError(
                 f"PQNConfig: max_grad_norm must be a positive number or None, got {value!r}."
             )
+        check_num_devices_field("PQNConfig", self.num_envs, self.num_devices)
         if self.burn_in_length >= self.num_steps:
             raise ValueError(
                 f"PQNConfig: burn_in_length={self.burn_in_length} must be smaller than "
@@ -270,6 +291,7 @@ class PQN:
                 "PQN: burn_in_length > 0 needs a recurrent (SequenceModel) torso; feed-forward "
                 "agents have no carry to burn in. Set burn_in_length=0."
             )
+        self.data_parallel = data_parallel_for("PQN", env, config.num_envs, config.num_devices)
         self._train_jit = jax.jit(self._train, static_argnames="num_updates")
         self._evaluate_jit = jax.jit(
             self._evaluate, static_argnames=("eval_env", "num_episodes", "max_steps")
@@ -298,7 +320,7 @@ class PQN:
             network_key, observation[:, None], start[:, None], carry,
             previous_action[:, None], previous_reward[:, None],
         )  # fmt: skip
-        return PQNState(
+        state = PQNState(
             params=params,
             optimizer_state=self.optimizer.init(params),
             env_state=env_state,
@@ -312,6 +334,7 @@ class PQN:
             metrics=_empty_metrics(),
             evaluation=EvaluationResult.empty(num_envs, 1),
         )
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def train(self, key: jax.Array, state: PQNState, num_steps: int) -> PQNState:
         """Train for ``num_steps`` env steps (all copies counted), jitted.
@@ -339,8 +362,8 @@ class PQN:
                 f"{num_updates * per_update} env steps.",
                 stacklevel=2,
             )
-        state = state.replace(metrics=_empty_metrics())
-        return self._train_jit(key, state, num_updates=num_updates)
+        metrics = put_replicated(self.data_parallel, _empty_metrics())
+        return self._train_jit(key, state.replace(metrics=metrics), num_updates=num_updates)
 
     def evaluate(
         self,
@@ -403,8 +426,10 @@ class PQN:
         config = self.config
         network, env, env_params = self.network, self.env, self.env_params
         num_envs, num_steps = config.num_envs, config.num_steps
+        data_parallel = self.data_parallel
 
         def update_step(state: PQNState, update_key: jax.Array):
+            state = place(data_parallel, state, _ENV_AXIS_FIELDS)
             rollout_key, epochs_key = jax.random.split(update_key)
             initial_carry = state.carry
             epsilon = linear_epsilon(
@@ -446,7 +471,7 @@ class PQN:
                     jnp.where(done, 0.0, step.reward),
                     carry,
                 )
-                return runner, transition
+                return split(data_parallel, runner), split(data_parallel, transition)
 
             runner = (state.env_state, state.observation, state.episode_start,
                       state.previous_action, state.previous_reward, state.carry)  # fmt: skip
@@ -472,7 +497,7 @@ class PQN:
                 config.gamma, config.q_lambda,
             )  # fmt: skip
             batch = jax.tree.map(
-                lambda x: jnp.swapaxes(x, 0, 1),
+                lambda x: split(data_parallel, jnp.swapaxes(x, 0, 1)),
                 _Batch(
                     observation=rollout.observation,
                     episode_start=rollout.episode_start,
@@ -486,6 +511,8 @@ class PQN:
             # 3. Update epochs over minibatches.
             def epoch(carry: tuple, epoch_key: jax.Array):
                 minibatches = self._minibatches(epoch_key, batch, initial_carry)
+                # Each minibatch [M, size, ...] is itself split over the devices.
+                minibatches = split(data_parallel, minibatches, axis=1)
                 carry, losses = jax.lax.scan(minibatch_step, carry, minibatches)
                 return carry, jnp.mean(losses)
 
@@ -541,7 +568,7 @@ class PQN:
             return (optax.apply_updates(params, updates), opt_state), loss
 
         state, metrics = jax.lax.scan(update_step, state, jax.random.split(key, num_updates))
-        return state.replace(metrics=metrics)
+        return place(data_parallel, state.replace(metrics=metrics), _ENV_AXIS_FIELDS)
 
     def _minibatches(self, key: jax.Array, batch: _Batch, carry: Any) -> tuple[_Batch, Any]:
         """Shuffle the rollout into ``[num_minibatches, ...]`` stacks.
@@ -602,7 +629,7 @@ class PQN:
     def _reset_training_env(self, key: jax.Array, state: PQNState) -> PQNState:
         num_envs = self.config.num_envs
         observation, env_state = self.env.reset(key, self.env_params)
-        return state.replace(
+        state = state.replace(
             env_state=env_state,
             observation=observation,
             episode_start=jnp.ones((num_envs,), bool),
@@ -610,12 +637,18 @@ class PQN:
             previous_reward=jnp.zeros((num_envs,), jnp.float32),
             carry=self.network.initialize_carry(num_envs),
         )
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def _env_action(self, action: jax.Array) -> jax.Array:
         space = self.env.action_space
         if not isinstance(space, Discrete):  # checked at construction; narrows the type
             raise TypeError(f"PQN: unsupported action space {space}.")
         return action.astype(space.dtype) + space.start
+
+
+_ENV_AXIS_FIELDS = ("env_state", "observation", "episode_start", "previous_action",
+                    "previous_reward", "carry")  # fmt: skip
+"""``PQNState`` fields with a leading env axis, split over devices when data-parallel."""
 
 
 def _empty_metrics() -> dict[str, jax.Array]:

@@ -1,0 +1,71 @@
+"""What the data-parallel tests share: the device count they need and float-tolerant comparison.
+
+Importing this module raises a clear error when fewer than :data:`NUM_DEVICES`
+JAX devices are visible (run the tests through ``nox -s multidevice``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import PartitionSpec
+
+NUM_DEVICES = 4
+RTOL, ATOL = 1e-4, 1e-5
+"""Sharded and single-device runs differ only by float reassociation (all-reduced sums)."""
+
+if jax.device_count() < NUM_DEVICES:
+    raise RuntimeError(
+        f"tests/multidevice need {NUM_DEVICES} JAX devices, {jax.device_count()} visible. Run "
+        "them with `nox -s multidevice`, or set XLA_FLAGS=--xla_force_host_platform_device_count="
+        f"{NUM_DEVICES} in the environment before starting pytest."
+    )
+
+
+def assert_trees_close(a: Any, b: Any) -> None:
+    """Same structure, every leaf equal up to :data:`RTOL` / :data:`ATOL` (NaNs equal)."""
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_allclose(np.asarray(x), np.asarray(y), rtol=RTOL, atol=ATOL)
+
+
+def assert_metrics_close(a: dict, b: dict, names: tuple[str, ...]) -> None:
+    """``a[name]`` close to ``b[name]`` for each of ``names`` (the metric named on failure)."""
+    for name in names:
+        np.testing.assert_allclose(a[name], b[name], rtol=RTOL, atol=ATOL, err_msg=name)
+
+
+def assert_trees_equal(a: Any, b: Any) -> None:
+    """Same structure, every leaf bit for bit equal."""
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b), strict=True):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def max_change(before: Any, after: Any) -> float:
+    """The largest absolute change of any leaf: proof training moved the parameters."""
+    changes = jax.tree.map(lambda x, y: float(np.abs(np.asarray(x) - np.asarray(y)).max()),
+                           before, after)  # fmt: skip
+    return max(jax.tree.leaves(changes))
+
+
+def spec(array: jax.Array) -> PartitionSpec:
+    """The ``PartitionSpec`` an array is laid out with."""
+    return array.sharding.spec  # type: ignore[attr-defined]
+
+
+def assert_env_axis_split(tree: Any, num_envs: int, axis: int = 0) -> None:
+    """Every leaf with ``num_envs`` along ``axis`` is split over ``"data"`` there."""
+    checked = 0
+    for leaf in jax.tree.leaves(tree):
+        if leaf.ndim > axis and leaf.shape[axis] == num_envs:
+            assert spec(leaf)[axis] == "data", (leaf.shape, spec(leaf))
+            assert len(leaf.sharding.device_set) == NUM_DEVICES
+            checked += 1
+    assert checked, "no leaf has an env axis"
+
+
+def assert_replicated(tree: Any) -> None:
+    """Every leaf is held whole on every device."""
+    for leaf in jax.tree.leaves(tree):
+        assert leaf.sharding.is_fully_replicated, (leaf.shape, leaf.sharding)
