@@ -26,15 +26,29 @@ import jax
 import numpy as np
 import optax
 
-from memorax.algorithms import PPO, PPOConfig
+from memorax.algorithms import (
+    DQN,
+    PPO,
+    PQN,
+    R2D2,
+    SAC,
+    DQNConfig,
+    PPOConfig,
+    PQNConfig,
+    R2D2Config,
+    SACConfig,
+)
 from memorax.envs import make
 from memorax.networks import (
     GRU,
     MLP,
     Categorical,
+    DiscreteQNetwork,
     FeatureExtractor,
     Gaussian,
     Network,
+    SquashedGaussian,
+    TwinContinuousQNetwork,
     VNetwork,
 )
 
@@ -114,6 +128,62 @@ def ppo_pendulum() -> PPO:
     )  # fmt: skip
 
 
+# ------------------------------------------------------------- value-based
+
+
+def _layer_norm_q_network(num_actions: int, width: int = 64) -> Network:
+    """Dense -> LayerNorm -> ReLU twice, then a Q head (PQN needs the layer norm)."""
+
+    def block() -> nn.Module:
+        return nn.Sequential([nn.Dense(width), nn.LayerNorm(), nn.relu])
+
+    return Network(FeatureExtractor(block()), block(), DiscreteQNetwork(num_actions))
+
+
+def pqn_cartpole() -> PQN:
+    """PQN on CartPole: 32 envs x 16 steps, Q(lambda=0.8), 8 minibatches, no target network."""
+    env, env_params = make("gymnax::CartPole-v1", num_envs=32)
+    config = PQNConfig(num_envs=32, num_steps=16, q_lambda=0.8, num_minibatches=8,
+                       epsilon_decay_steps=30_000)  # fmt: skip
+    return PQN(config, env, env_params, _layer_norm_q_network(2), optax.adam(5e-4))
+
+
+def dqn_cartpole() -> DQN:
+    """Double DQN on CartPole: 3-step targets, target copy every 250 gradient steps."""
+    env, env_params = make("gymnax::CartPole-v1", num_envs=8)
+    config = DQNConfig(
+        num_envs=8, num_steps=4, gradient_steps=2, batch_size=128, buffer_size=40_000,
+        learning_starts=2_000, target_update_interval=250, epsilon_decay_steps=30_000, n_step=3,
+    )  # fmt: skip
+    return DQN(config, env, env_params, _layer_norm_q_network(2), optax.adam(5e-4))
+
+
+def r2d2_memory_chain() -> R2D2:
+    """MemoryChain-bsuite, memory length 10, GRU: stored-state replay of 16-step sequences
+    after a 4-step burn-in, 3-step double-Q targets on rescaled values, prioritised."""
+    env, env_params = make("gymnax::MemoryChain-bsuite", num_envs=16, memory_length=10)
+    config = R2D2Config(
+        num_envs=16, num_steps=8, gradient_steps=2, batch_size=32, buffer_size=8_000,
+        learning_starts=1_000, gamma=0.99, n_step=3, target_update_interval=100,
+        epsilon_end=0.05, epsilon_decay_steps=15_000, sequence_length=16, burn_in_length=4,
+    )  # fmt: skip
+    return R2D2(config, env, env_params, _gru_network(DiscreteQNetwork(2), 32), optax.adam(1e-3))
+
+
+def sac_pendulum() -> SAC:
+    """SAC on Pendulum as in examples/sac_pendulum.py: 4 env copies, one gradient step per
+    env step, 256-unit MLPs."""
+    env, env_params = make("gymnax::Pendulum-v1", num_envs=4)
+    config = SACConfig(num_envs=4, gradient_steps=4, batch_size=256, buffer_size=100_000,
+                       learning_starts=1_000)  # fmt: skip
+
+    def network(head: nn.Module) -> Network:
+        return Network(FeatureExtractor(MLP((256,))), MLP((256,)), head)
+
+    actor, critic = network(SquashedGaussian(1)), network(TwinContinuousQNetwork((256,)))
+    return SAC(config, env, env_params, actor, critic, optax.adam(1e-3), optax.adam(1e-3))
+
+
 RUNS = {
     run.name: run
     for run in (
@@ -127,6 +197,14 @@ RUNS = {
             "mean >= -300", lambda r: r.mean() >= -300),
         Run("ppo-gymnasium-cartpole", lambda: ppo_cartpole("gymnasium::CartPole-v1"), 1,
             512_000, 51_200, 1, ">= 400", lambda r: r.mean() >= 400),
+        Run("pqn-cartpole", pqn_cartpole, 4, 512_000, 51_200, 1,
+            "mean >= 450", lambda r: r.mean() >= 450),
+        Run("dqn-cartpole", dqn_cartpole, 4, 512_000, 51_200, 1,
+            "mean >= 450", lambda r: r.mean() >= 450),
+        Run("r2d2-memory-chain-gru", r2d2_memory_chain, 4, 102_400, 10_240, 8,
+            "mean >= 0.8", lambda r: r.mean() >= 0.8),
+        Run("sac-pendulum", sac_pendulum, 4, 100_000, 10_000, 1,
+            "mean >= -250", lambda r: r.mean() >= -250),
     )
 }  # fmt: skip
 

@@ -215,14 +215,28 @@ def test_callback_env_seeds_run_one_after_another_and_resume_resets_the_env(tmp_
     assert "the agent is restored and the env starts new episodes" in resumed
 
 
-@pytest.mark.parametrize("algo", ["pqn", "dqn"])
+@pytest.mark.parametrize("algo", ["pqn", "dqn", "r2d2"])
 def test_every_agent_trains_from_the_cli(algo, tmp_path):
     out = tmp_path / algo
     config = {"pqn": ["--pqn.num-envs", "4", "--pqn.num-steps", "8", "--pqn.num-minibatches", "2"],
               "dqn": ["--dqn.num-envs", "4", "--dqn.learning-starts", "32",
-                      "--dqn.batch-size", "8"]}[algo]  # fmt: skip
+                      "--dqn.batch-size", "8"],
+              "r2d2": ["--torso", "gru", "--r2d2.num-envs", "4", "--r2d2.num-steps", "8",
+                       "--r2d2.learning-starts", "64", "--r2d2.batch-size", "4",
+                       "--r2d2.buffer-size", "256", "--r2d2.sequence-length", "4",
+                       "--r2d2.burn-in-length", "2", "--r2d2.n-step", "2"]}[algo]  # fmt: skip
     argv = ["train", "--algo", algo, "--out", str(out), "--num-steps", "256", "--seeds", "1"]
     assert main([*argv, "--hidden-size", "8", *config]) == 0
     with (out / "metrics.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert rows and int(rows[-1]["step"]) == 256
+
+
+def test_r2d2_without_a_memory_torso_names_the_fix_and_writes_nothing(tmp_path, capsys):
+    out = tmp_path / "r2d2-mlp"
+    argv = ["train", "--algo", "r2d2", "--torso", "mlp", "--out", str(out), "--num-steps", "256"]
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert "--torso gru" in capsys.readouterr().err
+    assert not out.exists()

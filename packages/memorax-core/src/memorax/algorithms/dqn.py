@@ -421,9 +421,9 @@ class DQN:
                              f"{max_steps!r}.")  # fmt: skip
         separate = env is not None
         if separate:
-            check_evaluation_env(env, self.env.unwrapped, "DQN")
+            check_evaluation_env(env, self.env.env, "DQN")
         else:
-            env, env_params = self.env.unwrapped, self.env_params
+            env, env_params = self.env.env, self.env_params
         eval_key, reset_key = jax.random.split(key)
         evaluation = self._evaluate_jit(
             eval_key, state.params, env_params,

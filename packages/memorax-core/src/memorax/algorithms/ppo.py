@@ -442,7 +442,7 @@ class PPO:
         if separate:
             self._check_evaluation_env(env)
         else:
-            env, env_params = self.env.unwrapped, self.env_params
+            env, env_params = self.env.env, self.env_params
         eval_key, reset_key = jax.random.split(key)
         evaluation = self._evaluate_jit(
             eval_key, state.actor_params, env_params,
@@ -813,7 +813,7 @@ class PPO:
             raise TypeError(
                 f"PPO.evaluate: env must be a memorax Environment, got {type(env).__name__}."
             )
-        train_env = self.env.unwrapped
+        train_env = self.env.env
         for space in ("observation_space", "action_space"):
             if getattr(env, space) != getattr(train_env, space):
                 raise ValueError(

@@ -10,7 +10,18 @@ from typing import Any
 import flax.linen as nn
 import optax
 
-from memorax.algorithms import DQN, PPO, PQN, DQNConfig, PPOConfig, PQNConfig
+from memorax.algorithms import (
+    DQN,
+    PPO,
+    PQN,
+    R2D2,
+    SAC,
+    DQNConfig,
+    PPOConfig,
+    PQNConfig,
+    R2D2Config,
+    SACConfig,
+)
 from memorax.envs import Box, Discrete, Environment
 from memorax.networks import (
     MLP,
@@ -21,10 +32,18 @@ from memorax.networks import (
     Gaussian,
     Network,
     OneHot,
+    SquashedGaussian,
+    TwinContinuousQNetwork,
     VNetwork,
 )
 
-__all__ = ["ALGORITHMS", "TORSOS", "AlgorithmSpec", "build_actor_critic"]
+__all__ = [
+    "ALGORITHMS",
+    "TORSOS",
+    "AlgorithmSpec",
+    "build_actor_critic",
+    "build_sac_networks",
+]
 
 TORSOS = ("mlp", *SEQUENCE_MODELS)
 """``--torso`` choices: a feed-forward MLP or any registered sequence model."""
@@ -50,8 +69,8 @@ class AlgorithmSpec:
         return list(dataclasses.fields(self.config_class))
 
 
-def build_actor_critic(env: Environment, torso: str, hidden_size: int) -> tuple[Network, Network]:
-    """An actor and a critic for ``env``'s spaces with the named torso.
+def _network_factory(env: Environment, torso: str, hidden_size: int) -> Callable[..., Network]:
+    """``network(head)``: observation MLP -> the named torso -> ``head``, for ``env``'s spaces.
 
     Memory torsos also see the previous action and reward, which a memory
     agent needs to infer what it cannot observe.
@@ -60,10 +79,8 @@ def build_actor_critic(env: Environment, torso: str, hidden_size: int) -> tuple[
         raise ValueError(f"Unknown torso {torso!r}; choose one of: {', '.join(TORSOS)}.")
     space = env.action_space
     if isinstance(space, Discrete):
-        head: nn.Module = Categorical(space.n)
         action_extractor: nn.Module = OneHot(space.n)
     elif isinstance(space, Box) and len(space.shape) == 1:
-        head = Gaussian(space.shape[0])
         action_extractor = MLP((hidden_size // 4,), activation=nn.tanh)
     else:
         raise ValueError(
@@ -82,7 +99,30 @@ def build_actor_critic(env: Environment, torso: str, hidden_size: int) -> tuple[
         )
         return Network(extractor, SEQUENCE_MODELS[torso](hidden_size), output)
 
+    return network
+
+
+def build_actor_critic(env: Environment, torso: str, hidden_size: int) -> tuple[Network, Network]:
+    """A PPO actor (categorical or Gaussian) and critic for ``env`` with the named torso."""
+    network = _network_factory(env, torso, hidden_size)
+    space = env.action_space
+    head = Categorical(space.n) if isinstance(space, Discrete) else Gaussian(space.shape[0])
     return network(head), network(VNetwork())
+
+
+def build_sac_networks(env: Environment, torso: str, hidden_size: int) -> tuple[Network, Network]:
+    """A SAC actor and critic for ``env`` with the named torso.
+
+    Discrete actions: categorical actor, one Q-value per action. Box actions:
+    squashed Gaussian actor, twin Q-heads.
+    """
+    network = _network_factory(env, torso, hidden_size)
+    space = env.action_space
+    if isinstance(space, Discrete):
+        return network(Categorical(space.n)), network(DiscreteQNetwork(space.n))
+    return network(SquashedGaussian(space.shape[0])), network(
+        TwinContinuousQNetwork((hidden_size,))
+    )
 
 
 def _build_ppo(
@@ -141,6 +181,48 @@ def _build_q_agent(agent_class: type) -> Callable[..., Any]:
     return build
 
 
+def _build_r2d2(
+    config: R2D2Config,
+    env: Environment,
+    env_params: Any,
+    torso: str,
+    hidden_size: int,
+    learning_rate: float,
+    metrics_callback: Callable | None,
+) -> R2D2:
+    if torso == "mlp":
+        raise ValueError(
+            "--algo r2d2 replays sequences from stored recurrent carries, so it needs a memory "
+            f"torso: pass --torso gru (or one of: {', '.join(TORSOS[1:])}). For a feed-forward "
+            "Q-network use --algo dqn."
+        )
+    return _build_q_agent(R2D2)(
+        config, env, env_params, torso, hidden_size, learning_rate, metrics_callback
+    )
+
+
+def _build_sac(
+    config: SACConfig,
+    env: Environment,
+    env_params: Any,
+    torso: str,
+    hidden_size: int,
+    learning_rate: float,
+    metrics_callback: Callable | None,
+) -> SAC:
+    actor, critic = build_sac_networks(env, torso, hidden_size)
+    return SAC(
+        config,
+        env,
+        env_params,
+        actor,
+        critic,
+        optax.adam(learning_rate),
+        optax.adam(learning_rate),
+        metrics_callback=metrics_callback,
+    )
+
+
 ALGORITHMS: dict[str, AlgorithmSpec] = {
     "ppo": AlgorithmSpec(
         config_class=PPOConfig,
@@ -156,6 +238,22 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         config_class=DQNConfig,
         defaults={"num_envs": 8, "num_steps": 4, "gradient_steps": 2, "batch_size": 128},
         build=_build_q_agent(DQN),
+    ),
+    "r2d2": AlgorithmSpec(
+        config_class=R2D2Config,
+        defaults={
+            "num_envs": 16,
+            "num_steps": 8,
+            "gradient_steps": 2,
+            "gamma": 0.99,
+            "target_update_interval": 500,
+        },
+        build=_build_r2d2,
+    ),
+    "sac": AlgorithmSpec(
+        config_class=SACConfig,
+        defaults={"num_envs": 4, "gradient_steps": 4, "learning_starts": 1_000},
+        build=_build_sac,
     ),
 }
 """``--algo`` choices."""

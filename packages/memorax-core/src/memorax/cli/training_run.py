@@ -91,6 +91,26 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         )
     if settings.checkpoint_every is None:
         settings.checkpoint_every = max(1, math.ceil(total_updates / 10))
+    # The agent is built before anything is written, so a bad combination (a torso
+    # the algorithm cannot use, an action space it does not support) leaves no
+    # half-made run behind. Its metrics reach the logger made below.
+    metrics_sinks: list[Any] = []
+
+    def metrics_callback(*args: Any, **kwargs: Any) -> Any:
+        return metrics_sinks[0](*args, **kwargs)
+
+    try:
+        agent = spec.build(
+            config,
+            env,
+            env_params,
+            settings.torso,
+            settings.hidden_size,
+            settings.learning_rate,
+            metrics_callback,
+        )
+    except ValueError as error:
+        raise SettingsError(str(error)) from error
     run_dir = _run_dir(settings, resume_dir)
     if resume_dir is None and (run_dir / RUN_FILE).exists():
         raise SettingsError(
@@ -121,15 +141,7 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
             ]
         )
     )
-    agent = spec.build(
-        config,
-        env,
-        env_params,
-        settings.torso,
-        settings.hidden_size,
-        settings.learning_rate,
-        as_metrics_callback(logger),
-    )
+    metrics_sinks.append(as_metrics_callback(logger))
     print(
         f"training {settings.algo} on {settings.env} ({settings.torso} torso), "
         f"{settings.seeds} seed(s) x {total_steps:,} env steps -> {run_dir}",
