@@ -9,7 +9,7 @@ Each session installs exactly what it needs from the workspace lock
     nox -s "tests(package='memorax-core')"
     nox -s "contract(backend='navix', device='cpu')"
     nox -s "contract(backend='navix', device='gpu')"   # needs a visible GPU
-    nox -s isolation docs
+    nox -s isolation docs examples
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ BACKENDS = {
     "ale": "memorax-envs-callback",
     "pufferlib": "memorax-envs-callback",
 }
+# Backends the scripts in examples/ train on.
+EXAMPLE_BACKENDS = ("gymnax", "craftax", "navix", "ale", "pufferlib")
 # Extras of each package that its own unit tests need (cuda never: CPU CI).
 TEST_EXTRAS = {
     "memorax-core": (),
@@ -48,6 +50,7 @@ nox.options.sessions = [
     "multidevice",
     "isolation",
     "docs",
+    "examples",
 ]
 
 
@@ -157,7 +160,7 @@ def contract(session: nox.Session, backend: str, device: str) -> None:
 def expensive(session: nox.Session) -> None:
     """Tests too slow for CI's two cores (e.g. craftax's pixel renderers): not run by default."""
     sync(session, "--all-packages", "--extra", "all", "--group", "test")
-    pytest(session, "packages", "-m", "expensive")
+    pytest(session, "packages", "tests/examples", "-m", "expensive")
 
 
 @nox.session
@@ -195,3 +198,12 @@ def docs(session: nox.Session) -> None:
         os.fspath(ROOT / "site"),
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
+
+
+@nox.session
+def examples(session: nox.Session) -> None:
+    """Every script in examples/ trains and evaluates with a tiny budget."""
+    extras = [arg for backend in EXAMPLE_BACKENDS for arg in ("--extra", backend)]
+    sync(session, "--all-packages", *extras, "--group", "test")
+    # One script per test; compiling dominates, so two workers halve the time.
+    pytest(session, "tests/examples", "--numprocesses=2")

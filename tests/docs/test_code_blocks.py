@@ -40,5 +40,8 @@ def test_the_docs_have_code_to_run():
 def test_page_code_blocks_run(page: Path):
     namespace: dict = {"__name__": f"docs_{page.stem}"}
     for line, code in python_blocks(page):
-        compiled = compile(code, f"{page.relative_to(ROOT)}:{line}", "exec")
+        # dont_inherit: run the block as a reader's script would, without this
+        # module's `from __future__ import annotations` (which breaks dataclasses
+        # defined in a namespace that is not a module).
+        compiled = compile(code, f"{page.relative_to(ROOT)}:{line}", "exec", dont_inherit=True)
         exec(compiled, namespace)

@@ -168,8 +168,13 @@ def make(full_id: str, num_envs: int = 1, **kwargs: Any) -> tuple[Environment, A
         params (callback backends).
 
     Raises:
-        UnknownNamespaceError, BackendNotInstalledError, UnknownEnvironmentError,
-        EnvironmentKwargsError, ValueError: each with a message naming the fix.
+        UnknownNamespaceError: no installed backend provides the namespace.
+        BackendNotInstalledError: the backend's package or extra is not installed.
+        UnknownEnvironmentError: the namespace has no such id.
+        EnvironmentKwargsError: the backend does not accept a keyword argument.
+        ValueError: a malformed ``"namespace::id"`` or ``num_envs``.
+
+    Each message names the fix.
     """
     namespace_name, env_id = split_env_id(full_id)
     if isinstance(num_envs, bool) or not isinstance(num_envs, int) or num_envs < 1:
