@@ -34,10 +34,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.argument_checks import is_int, is_number
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
     data_parallel_for,
@@ -46,10 +46,11 @@ from memorax.algorithms.data_parallel import (
     split,
 )
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
+from memorax.algorithms.evaluate_call import evaluate_agent
 from memorax.algorithms.evaluation import EvaluationResult
 from memorax.algorithms.greedy_evaluation import evaluate_greedy
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
-from memorax.algorithms.q_network_checks import check_discrete_q_network, check_evaluation_env
+from memorax.algorithms.q_network_checks import check_discrete_q_network
 from memorax.buffers import BufferState, SequenceBuffer
 from memorax.envs import Discrete, Environment, EpisodeStatistics
 from memorax.networks import is_sequence_model
@@ -138,20 +139,20 @@ class DQNConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "num_envs": (_is_int, 1, None, "a positive integer"),
-            "num_steps": (_is_int, 1, None, "a positive integer"),
-            "gradient_steps": (_is_int, 0, None, "a non-negative integer"),
-            "batch_size": (_is_int, 1, None, "a positive integer"),
-            "buffer_size": (_is_int, 1, None, "a positive integer"),
-            "learning_starts": (_is_int, 0, None, "a non-negative integer"),
-            "n_step": (_is_int, 1, None, "a positive integer"),
-            "target_update_interval": (_is_int, 1, None, "a positive integer"),
-            "epsilon_decay_steps": (_is_int, 0, None, "a non-negative integer"),
-            "sequence_length": (_is_int, 1, None, "a positive integer"),
-            "burn_in_length": (_is_int, 0, None, "a non-negative integer"),
-            "gamma": (_is_number, 0.0, 1.0, "in (0, 1]"),
-            "epsilon_start": (_is_number, 0.0, 1.0, "in [0, 1]"),
-            "epsilon_end": (_is_number, 0.0, 1.0, "in [0, 1]"),
+            "num_envs": (is_int, 1, None, "a positive integer"),
+            "num_steps": (is_int, 1, None, "a positive integer"),
+            "gradient_steps": (is_int, 0, None, "a non-negative integer"),
+            "batch_size": (is_int, 1, None, "a positive integer"),
+            "buffer_size": (is_int, 1, None, "a positive integer"),
+            "learning_starts": (is_int, 0, None, "a non-negative integer"),
+            "n_step": (is_int, 1, None, "a positive integer"),
+            "target_update_interval": (is_int, 1, None, "a positive integer"),
+            "epsilon_decay_steps": (is_int, 0, None, "a non-negative integer"),
+            "sequence_length": (is_int, 1, None, "a positive integer"),
+            "burn_in_length": (is_int, 0, None, "a non-negative integer"),
+            "gamma": (is_number, 0.0, 1.0, "in (0, 1]"),
+            "epsilon_start": (is_number, 0.0, 1.0, "in [0, 1]"),
+            "epsilon_end": (is_number, 0.0, 1.0, "in [0, 1]"),
         }
         for name, (kind, low, high, what) in checks.items():
             value = getattr(self, name)
@@ -163,7 +164,7 @@ class DQNConfig:
         if not isinstance(self.double_q, bool):
             raise ValueError(f"DQNConfig: double_q must be a bool, got {self.double_q!r}.")
         value = self.max_grad_norm
-        if not (value is None or (_is_number(value) and value > 0)):
+        if not (value is None or (is_number(value) and value > 0)):
             raise ValueError(
                 f"DQNConfig: max_grad_norm must be a positive number or None, got {value!r}."
             )
@@ -379,7 +380,7 @@ class DQN:
             see :data:`DQN_METRIC_NAMES`.
         """
         per_iteration = self.config.steps_per_iteration
-        if not _is_int(num_steps) or num_steps < per_iteration:
+        if not is_int(num_steps) or num_steps < per_iteration:
             raise ValueError(
                 f"DQN.train: num_steps must be a Python int of at least num_envs * "
                 f"config.num_steps = {per_iteration} env steps (one iteration), got "
@@ -413,27 +414,12 @@ class DQN:
         env is handled as in :meth:`memorax.algorithms.PPO.evaluate` (pass
         ``env=`` to evaluate on a separate env with the same spaces).
         """
-        if not _is_int(num_episodes) or num_episodes < 1:
-            raise ValueError(f"DQN.evaluate: num_episodes must be a positive int, got "
-                             f"{num_episodes!r}.")  # fmt: skip
-        if not _is_int(max_steps) or max_steps < 1:
-            raise ValueError(f"DQN.evaluate: max_steps must be a positive int, got "
-                             f"{max_steps!r}.")  # fmt: skip
-        separate = env is not None
-        if separate:
-            check_evaluation_env(env, self.env.env, "DQN")
-        else:
-            env, env_params = self.env.env, self.env_params
-        eval_key, reset_key = jax.random.split(key)
-        evaluation = self._evaluate_jit(
-            eval_key, state.params, env_params,
-            eval_env=env, num_episodes=int(num_episodes), max_steps=int(max_steps),
+        return evaluate_agent(
+            "DQN", key, state, state.params,
+            num_episodes=num_episodes, max_steps=max_steps, env=env, env_params=env_params,
+            training_env=self.env.env, training_env_params=self.env_params,
+            evaluate_jit=self._evaluate_jit, reset_jit=self._reset_jit,
         )  # fmt: skip
-        state = state.replace(evaluation=evaluation)
-        if not separate and not self.env.capabilities.transparent_state:
-            # Evaluation reset the one real env behind the training state.
-            state = self._reset_jit(reset_key, state)
-        return state
 
     def reset_env(self, key: jax.Array, state: DQNState) -> DQNState:
         """Start fresh episodes in the training env, keeping parameters, buffer and counters."""
@@ -731,11 +717,3 @@ def _empty_metrics() -> dict[str, jax.Array]:
 def _apply(network: nn.Module, params: Any, *args: Any) -> tuple[Any, Any]:
     """``network.apply`` typed as what a Network returns: ``(carry, output)``."""
     return network.apply(params, *args)
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)

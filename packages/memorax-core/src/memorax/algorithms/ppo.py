@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.argument_checks import is_int, is_number
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
     data_parallel_for,
@@ -29,6 +30,7 @@ from memorax.algorithms.data_parallel import (
     put_replicated,
     split,
 )
+from memorax.algorithms.evaluate_call import evaluate_agent
 from memorax.algorithms.evaluation import EvaluationResult, run_episodes
 from memorax.algorithms.gae import generalized_advantage_estimation
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
@@ -115,16 +117,16 @@ class PPOConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "num_envs": (_is_int, 1, None, "a positive integer"),
-            "num_steps": (_is_int, 1, None, "a positive integer"),
-            "num_minibatches": (_is_int, 1, None, "a positive integer"),
-            "update_epochs": (_is_int, 1, None, "a positive integer"),
-            "burn_in_length": (_is_int, 0, None, "a non-negative integer"),
-            "gamma": (_is_number, 0.0, 1.0, "in (0, 1]"),
-            "gae_lambda": (_is_number, 0.0, 1.0, "in [0, 1]"),
-            "clip_coefficient": (_is_number, 0.0, None, "a positive number"),
-            "entropy_coefficient": (_is_number, 0.0, None, "a non-negative number"),
-            "value_coefficient": (_is_number, 0.0, None, "a non-negative number"),
+            "num_envs": (is_int, 1, None, "a positive integer"),
+            "num_steps": (is_int, 1, None, "a positive integer"),
+            "num_minibatches": (is_int, 1, None, "a positive integer"),
+            "update_epochs": (is_int, 1, None, "a positive integer"),
+            "burn_in_length": (is_int, 0, None, "a non-negative integer"),
+            "gamma": (is_number, 0.0, 1.0, "in (0, 1]"),
+            "gae_lambda": (is_number, 0.0, 1.0, "in [0, 1]"),
+            "clip_coefficient": (is_number, 0.0, None, "a positive number"),
+            "entropy_coefficient": (is_number, 0.0, None, "a non-negative number"),
+            "value_coefficient": (is_number, 0.0, None, "a non-negative number"),
         }
         for name, (kind, low, high, what) in checks.items():
             value = getattr(self, name)
@@ -135,7 +137,7 @@ class PPOConfig:
                 raise ValueError(f"PPOConfig: {name} must be {what}, got {value!r}.")
         for name in ("max_grad_norm", "target_kl"):
             value = getattr(self, name)
-            if not (value is None or (_is_number(value) and value > 0)):
+            if not (value is None or (is_number(value) and value > 0)):
                 raise ValueError(
                     f"PPOConfig: {name} must be a positive number or None, got {value!r}."
                 )
@@ -380,7 +382,7 @@ class PPO:
             (``[seeds, num_updates]`` under vmap), see :data:`METRIC_NAMES`.
         """
         per_update = self.config.steps_per_update
-        if not _is_int(num_steps) or num_steps < per_update:
+        if not is_int(num_steps) or num_steps < per_update:
             raise ValueError(
                 f"PPO.train: num_steps must be a Python int of at least num_envs * "
                 f"config.num_steps = {per_update} env steps (one update), got {num_steps!r}."
@@ -432,29 +434,12 @@ class PPO:
             ``state`` with ``evaluation`` replaced (and, for a callback
             training env evaluated in place, its env re-reset).
         """
-        if not _is_int(num_episodes) or num_episodes < 1:
-            raise ValueError(f"PPO.evaluate: num_episodes must be a positive int, got "
-                             f"{num_episodes!r}.")  # fmt: skip
-        if not _is_int(max_steps) or max_steps < 1:
-            raise ValueError(f"PPO.evaluate: max_steps must be a positive int, got "
-                             f"{max_steps!r}.")  # fmt: skip
-        separate = env is not None
-        if separate:
-            self._check_evaluation_env(env)
-        else:
-            env, env_params = self.env.env, self.env_params
-        eval_key, reset_key = jax.random.split(key)
-        evaluation = self._evaluate_jit(
-            eval_key, state.actor_params, env_params,
-            eval_env=env, num_episodes=int(num_episodes), max_steps=int(max_steps),
+        return evaluate_agent(
+            "PPO", key, state, state.actor_params,
+            num_episodes=num_episodes, max_steps=max_steps, env=env, env_params=env_params,
+            training_env=self.env.env, training_env_params=self.env_params,
+            evaluate_jit=self._evaluate_jit, reset_jit=self._reset_jit,
         )  # fmt: skip
-        state = state.replace(evaluation=evaluation)
-        if not separate and not self.env.capabilities.transparent_state:
-            # Evaluation reset the one real env behind the training state;
-            # start training afresh on it (a separate jitted call, so the host
-            # sees this reset strictly after the evaluation episodes).
-            state = self._reset_jit(reset_key, state)
-        return state
 
     def reset_env(self, key: jax.Array, state: PPOState) -> PPOState:
         """Start fresh episodes in the training env, keeping everything the agent learned.
@@ -808,20 +793,6 @@ class PPO:
         )
         return self._place(state)
 
-    def _check_evaluation_env(self, env: Any) -> None:
-        if not isinstance(env, Environment):
-            raise TypeError(
-                f"PPO.evaluate: env must be a memorax Environment, got {type(env).__name__}."
-            )
-        train_env = self.env.env
-        for space in ("observation_space", "action_space"):
-            if getattr(env, space) != getattr(train_env, space):
-                raise ValueError(
-                    f"PPO.evaluate: the evaluation env's {space} {getattr(env, space)} differs "
-                    f"from the training env's {getattr(train_env, space)}; the actor cannot "
-                    "act in it."
-                )
-
     # ------------------------------------------------------------------ actions
 
     def _check_action_space(self, env: Environment) -> None:
@@ -903,11 +874,3 @@ def _merge_time(x: jax.Array) -> jax.Array:
 
 def _expand(mask: jax.Array, like: jax.Array) -> jax.Array:
     return jnp.reshape(mask, mask.shape + (1,) * (like.ndim - mask.ndim))
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)

@@ -26,10 +26,10 @@ from typing import Any
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.argument_checks import is_int, is_number
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
     data_parallel_for,
@@ -38,11 +38,12 @@ from memorax.algorithms.data_parallel import (
     split,
 )
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
+from memorax.algorithms.evaluate_call import evaluate_agent
 from memorax.algorithms.evaluation import EvaluationResult
 from memorax.algorithms.greedy_evaluation import evaluate_greedy
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
 from memorax.algorithms.q_lambda import q_lambda_returns
-from memorax.algorithms.q_network_checks import check_discrete_q_network, check_evaluation_env
+from memorax.algorithms.q_network_checks import check_discrete_q_network
 from memorax.envs import Discrete, Environment, EpisodeStatistics
 from memorax.networks import is_sequence_model
 
@@ -114,16 +115,16 @@ class PQNConfig:
 
     def __post_init__(self) -> None:
         checks = {
-            "num_envs": (_is_int, 1, None, "a positive integer"),
-            "num_steps": (_is_int, 1, None, "a positive integer"),
-            "num_minibatches": (_is_int, 1, None, "a positive integer"),
-            "update_epochs": (_is_int, 1, None, "a positive integer"),
-            "epsilon_decay_steps": (_is_int, 0, None, "a non-negative integer"),
-            "burn_in_length": (_is_int, 0, None, "a non-negative integer"),
-            "gamma": (_is_number, 0.0, 1.0, "in (0, 1]"),
-            "q_lambda": (_is_number, 0.0, 1.0, "in [0, 1]"),
-            "epsilon_start": (_is_number, 0.0, 1.0, "in [0, 1]"),
-            "epsilon_end": (_is_number, 0.0, 1.0, "in [0, 1]"),
+            "num_envs": (is_int, 1, None, "a positive integer"),
+            "num_steps": (is_int, 1, None, "a positive integer"),
+            "num_minibatches": (is_int, 1, None, "a positive integer"),
+            "update_epochs": (is_int, 1, None, "a positive integer"),
+            "epsilon_decay_steps": (is_int, 0, None, "a non-negative integer"),
+            "burn_in_length": (is_int, 0, None, "a non-negative integer"),
+            "gamma": (is_number, 0.0, 1.0, "in (0, 1]"),
+            "q_lambda": (is_number, 0.0, 1.0, "in [0, 1]"),
+            "epsilon_start": (is_number, 0.0, 1.0, "in [0, 1]"),
+            "epsilon_end": (is_number, 0.0, 1.0, "in [0, 1]"),
         }
         for name, (kind, low, high, what) in checks.items():
             value = getattr(self, name)
@@ -133,7 +134,7 @@ class PQNConfig:
             if not ok:
                 raise ValueError(f"PQNConfig: {name} must be {what}, got {value!r}.")
         value = self.max_grad_norm
-        if not (value is None or (_is_number(value) and value > 0)):
+        if not (value is None or (is_number(value) and value > 0)):
             raise ValueError(
                 f"PQNConfig: max_grad_norm must be a positive number or None, got {value!r}."
             )
@@ -349,7 +350,7 @@ class PQN:
             (``[seeds, num_updates]`` under vmap), see :data:`PQN_METRIC_NAMES`.
         """
         per_update = self.config.steps_per_update
-        if not _is_int(num_steps) or num_steps < per_update:
+        if not is_int(num_steps) or num_steps < per_update:
             raise ValueError(
                 f"PQN.train: num_steps must be a Python int of at least num_envs * "
                 f"config.num_steps = {per_update} env steps (one update), got {num_steps!r}."
@@ -394,27 +395,12 @@ class PQN:
         Returns:
             ``state`` with ``evaluation`` replaced.
         """
-        if not _is_int(num_episodes) or num_episodes < 1:
-            raise ValueError(f"PQN.evaluate: num_episodes must be a positive int, got "
-                             f"{num_episodes!r}.")  # fmt: skip
-        if not _is_int(max_steps) or max_steps < 1:
-            raise ValueError(f"PQN.evaluate: max_steps must be a positive int, got "
-                             f"{max_steps!r}.")  # fmt: skip
-        separate = env is not None
-        if separate:
-            check_evaluation_env(env, self.env.env, "PQN")
-        else:
-            env, env_params = self.env.env, self.env_params
-        eval_key, reset_key = jax.random.split(key)
-        evaluation = self._evaluate_jit(
-            eval_key, state.params, env_params,
-            eval_env=env, num_episodes=int(num_episodes), max_steps=int(max_steps),
+        return evaluate_agent(
+            "PQN", key, state, state.params,
+            num_episodes=num_episodes, max_steps=max_steps, env=env, env_params=env_params,
+            training_env=self.env.env, training_env_params=self.env_params,
+            evaluate_jit=self._evaluate_jit, reset_jit=self._reset_jit,
         )  # fmt: skip
-        state = state.replace(evaluation=evaluation)
-        if not separate and not self.env.capabilities.transparent_state:
-            # Evaluation reset the one real env behind the training state.
-            state = self._reset_jit(reset_key, state)
-        return state
 
     def reset_env(self, key: jax.Array, state: PQNState) -> PQNState:
         """Start fresh episodes in the training env, keeping everything the agent learned."""
@@ -667,11 +653,3 @@ def _apply(network: nn.Module, params: Any, *args: Any) -> tuple[Any, Any]:
 def _merge_time(x: jax.Array) -> jax.Array:
     """``[T, B, ...] -> [T * B, ...]``."""
     return x.reshape(x.shape[0] * x.shape[1], *x.shape[2:])
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int | np.integer) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float | np.number) and not isinstance(value, bool)

@@ -44,7 +44,6 @@ from flax import struct
 
 from memorax.algorithms.argument_checks import (
     check_bools,
-    check_evaluate_arguments,
     check_optional_positive,
     check_ranges,
     is_int,
@@ -54,10 +53,11 @@ from memorax.algorithms.argument_checks import num_iterations as iterations_in
 from memorax.algorithms.dqn import n_step_targets
 from memorax.algorithms.episode_starts import start_episodes
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
+from memorax.algorithms.evaluate_call import evaluate_agent
 from memorax.algorithms.evaluation import EvaluationResult
 from memorax.algorithms.greedy_evaluation import evaluate_greedy
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
-from memorax.algorithms.q_network_checks import check_discrete_q_network, check_evaluation_env
+from memorax.algorithms.q_network_checks import check_discrete_q_network
 from memorax.algorithms.sequence_q_values import apply_network, unroll_q_values
 from memorax.algorithms.target_updates import periodic_target_update
 from memorax.algorithms.value_rescaling import inverse_value_rescaling, value_rescaling
@@ -399,22 +399,12 @@ class R2D2:
         env is handled as in :meth:`memorax.algorithms.PPO.evaluate` (pass
         ``env=`` to evaluate on a separate env with the same spaces).
         """
-        check_evaluate_arguments("R2D2.evaluate", num_episodes, max_steps)
-        separate = env is not None
-        if separate:
-            check_evaluation_env(env, self.env.env, "R2D2")
-        else:
-            env, env_params = self.env.env, self.env_params
-        eval_key, reset_key = jax.random.split(key)
-        evaluation = self._evaluate_jit(
-            eval_key, state.params, env_params, eval_env=env, num_episodes=int(num_episodes),
-            max_steps=int(max_steps),
+        return evaluate_agent(
+            "R2D2", key, state, state.params,
+            num_episodes=num_episodes, max_steps=max_steps, env=env, env_params=env_params,
+            training_env=self.env.env, training_env_params=self.env_params,
+            evaluate_jit=self._evaluate_jit, reset_jit=self._reset_jit,
         )  # fmt: skip
-        state = state.replace(evaluation=evaluation)
-        if not (separate or self.env.capabilities.transparent_state):
-            # A callback env has one real env behind it, which evaluation just reset.
-            state = self._reset_jit(reset_key, state)
-        return state
 
     def reset_env(self, key: jax.Array, state: R2D2State) -> R2D2State:
         """Start fresh episodes in the training env, keeping parameters, buffer and counters."""

@@ -50,7 +50,6 @@ from flax import struct
 
 from memorax.algorithms.argument_checks import (
     check_bools,
-    check_evaluate_arguments,
     check_optional_positive,
     check_ranges,
     is_int,
@@ -59,9 +58,9 @@ from memorax.algorithms.argument_checks import (
 )
 from memorax.algorithms.box_actions import box_action_dim, scale_to_box
 from memorax.algorithms.dqn import n_step_targets
+from memorax.algorithms.evaluate_call import evaluate_agent
 from memorax.algorithms.evaluation import EvaluationResult, run_episodes
 from memorax.algorithms.metrics_stream import MetricsCallback, emit
-from memorax.algorithms.q_network_checks import check_evaluation_env
 from memorax.algorithms.target_updates import periodic_target_update
 from memorax.buffers import BufferState, SequenceBuffer
 from memorax.envs import Box, Discrete, Environment, EpisodeStatistics
@@ -484,22 +483,12 @@ class SAC:
         :meth:`memorax.algorithms.PPO.evaluate` (pass ``env=`` to evaluate on a
         separate env with the same spaces).
         """
-        check_evaluate_arguments("SAC.evaluate", num_episodes, max_steps)
-        separate = env is not None
-        if separate:
-            check_evaluation_env(env, self._evaluation_env, "SAC")
-        else:
-            env, env_params = self._evaluation_env, self.env_params
-        eval_key, reset_key = jax.random.split(key)
-        evaluation = self._evaluate_jit(
-            eval_key, state.actor_params, env_params,
-            eval_env=env, num_episodes=int(num_episodes), max_steps=int(max_steps),
+        return evaluate_agent(
+            "SAC", key, state, state.actor_params,
+            num_episodes=num_episodes, max_steps=max_steps, env=env, env_params=env_params,
+            training_env=self._evaluation_env, training_env_params=self.env_params,
+            evaluate_jit=self._evaluate_jit, reset_jit=self._reset_jit,
         )  # fmt: skip
-        state = state.replace(evaluation=evaluation)
-        if not separate and not self.env.capabilities.transparent_state:
-            # Evaluation reset the one real env behind the training state.
-            state = self._reset_jit(reset_key, state)
-        return state
 
     def reset_env(self, key: jax.Array, state: SACState) -> SACState:
         """Start fresh episodes in the training env, keeping parameters, buffer and counters."""
