@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from memorax.algorithms.agent_checks import check_agent_arguments
 from memorax.algorithms.argument_checks import is_int, is_number
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
@@ -273,24 +274,9 @@ class DQN:
         *,
         metrics_callback: MetricsCallback | None = None,
     ):
-        if not isinstance(config, DQNConfig):
-            raise TypeError(f"DQN: config must be a DQNConfig, got {type(config).__name__}.")
-        if not isinstance(env, Environment):
-            raise TypeError(
-                f"DQN: env must be a memorax Environment (from memorax.envs.make), got "
-                f"{type(env).__name__}."
-            )
-        if env.num_envs != config.num_envs:
-            raise ValueError(
-                f"DQN: config.num_envs={config.num_envs} but {env.name} steps "
-                f"{env.num_envs} copies; pass the same number to make(..., num_envs=...) "
-                "and DQNConfig(num_envs=...)."
-            )
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise TypeError(
-                "DQN: optimizer must be an optax GradientTransformation (e.g. optax.adam(1e-3)), "
-                f"got {type(optimizer).__name__}."
-            )
+        check_agent_arguments(
+            "DQN", config, DQNConfig, env, networks={}, optimizers={"optimizer": optimizer}
+        )
         check_discrete_q_network(env, network, "DQN")
         recurrent = is_sequence_model(getattr(network, "torso", None))
         if not recurrent and (config.burn_in_length or config.sequence_length > 1):

@@ -22,6 +22,7 @@ import numpy as np
 import optax
 from flax import struct
 
+from memorax.algorithms.agent_checks import check_agent_arguments
 from memorax.algorithms.argument_checks import is_int, is_number
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
@@ -270,30 +271,11 @@ class PPO:
         *,
         metrics_callback: MetricsCallback | None = None,
     ):
-        if not isinstance(config, PPOConfig):
-            raise TypeError(f"PPO: config must be a PPOConfig, got {type(config).__name__}.")
-        if not isinstance(env, Environment):
-            raise TypeError(
-                f"PPO: env must be a memorax Environment (from memorax.envs.make), got "
-                f"{type(env).__name__}."
-            )
-        if env.num_envs != config.num_envs:
-            raise ValueError(
-                f"PPO: config.num_envs={config.num_envs} but {env.name} steps "
-                f"{env.num_envs} copies; pass the same number to make(..., num_envs=...) "
-                "and PPOConfig(num_envs=...)."
-            )
-        for name, network in (("actor", actor), ("critic", critic)):
-            if not isinstance(network, nn.Module) or not hasattr(network, "initialize_carry"):
-                raise TypeError(
-                    f"PPO: {name} must be a memorax.networks.Network, got {type(network).__name__}."
-                )
-        for name, optimizer in (("actor", actor_optimizer), ("critic", critic_optimizer)):
-            if not isinstance(optimizer, optax.GradientTransformation):
-                raise TypeError(
-                    f"PPO: {name}_optimizer must be an optax GradientTransformation "
-                    f"(e.g. optax.adam(3e-4)), got {type(optimizer).__name__}."
-                )
+        check_agent_arguments(
+            "PPO", config, PPOConfig, env,
+            networks={"actor": actor, "critic": critic},
+            optimizers={"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer},
+        )  # fmt: skip
         self.config = config
         self.env = EpisodeStatistics(env)
         self.env_params = env_params

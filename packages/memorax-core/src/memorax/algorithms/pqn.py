@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from memorax.algorithms.agent_checks import check_agent_arguments
 from memorax.algorithms.argument_checks import is_int, is_number
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
@@ -255,24 +256,9 @@ class PQN:
         *,
         metrics_callback: MetricsCallback | None = None,
     ):
-        if not isinstance(config, PQNConfig):
-            raise TypeError(f"PQN: config must be a PQNConfig, got {type(config).__name__}.")
-        if not isinstance(env, Environment):
-            raise TypeError(
-                f"PQN: env must be a memorax Environment (from memorax.envs.make), got "
-                f"{type(env).__name__}."
-            )
-        if env.num_envs != config.num_envs:
-            raise ValueError(
-                f"PQN: config.num_envs={config.num_envs} but {env.name} steps "
-                f"{env.num_envs} copies; pass the same number to make(..., num_envs=...) "
-                "and PQNConfig(num_envs=...)."
-            )
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise TypeError(
-                "PQN: optimizer must be an optax GradientTransformation (e.g. optax.adam(3e-4)), "
-                f"got {type(optimizer).__name__}."
-            )
+        check_agent_arguments(
+            "PQN", config, PQNConfig, env, networks={}, optimizers={"optimizer": optimizer}
+        )
         check_discrete_q_network(env, network, "PQN")
         self.config = config
         self.env = EpisodeStatistics(env)

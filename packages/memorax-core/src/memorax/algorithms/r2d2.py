@@ -42,6 +42,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from memorax.algorithms.agent_checks import check_agent_arguments
 from memorax.algorithms.argument_checks import (
     check_bools,
     check_optional_positive,
@@ -286,24 +287,9 @@ class R2D2:
         *,
         metrics_callback: MetricsCallback | None = None,
     ):
-        if not isinstance(config, R2D2Config):
-            raise TypeError(f"R2D2: config must be an R2D2Config, got {type(config).__name__}.")
-        if not isinstance(env, Environment):
-            raise TypeError(
-                "R2D2: env must be a memorax Environment (from memorax.envs.make), got "
-                f"{type(env).__name__}."
-            )
-        if env.num_envs != config.num_envs:
-            raise ValueError(
-                f"R2D2: config.num_envs={config.num_envs} but {env.name} steps {env.num_envs} "
-                "copies; pass the same number to make(..., num_envs=...) and "
-                "R2D2Config(num_envs=...)."
-            )
-        if not isinstance(optimizer, optax.GradientTransformation):
-            raise TypeError(
-                "R2D2: optimizer must be an optax GradientTransformation (e.g. "
-                f"optax.adam(1e-4, eps=1e-3)), got {type(optimizer).__name__}."
-            )
+        check_agent_arguments(
+            "R2D2", config, R2D2Config, env, networks={}, optimizers={"optimizer": optimizer}
+        )
         check_discrete_q_network(env, network, "R2D2")
         if not is_sequence_model(getattr(network, "torso", None)):
             raise ValueError(

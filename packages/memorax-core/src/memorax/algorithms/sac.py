@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
+from memorax.algorithms.agent_checks import check_agent_arguments
 from memorax.algorithms.argument_checks import (
     check_bools,
     check_optional_positive,
@@ -301,34 +302,14 @@ class SAC:
         *,
         metrics_callback: MetricsCallback | None = None,
     ):
-        if not isinstance(config, SACConfig):
-            raise TypeError(f"SAC: config must be a SACConfig, got {type(config).__name__}.")
-        if not isinstance(env, Environment):
-            raise TypeError(
-                f"SAC: env must be a memorax Environment (from memorax.envs.make), got "
-                f"{type(env).__name__}."
-            )
-        if env.num_envs != config.num_envs:
-            raise ValueError(
-                f"SAC: config.num_envs={config.num_envs} but {env.name} steps "
-                f"{env.num_envs} copies; pass the same number to make(..., num_envs=...) "
-                "and SACConfig(num_envs=...)."
-            )
-        for name, network in (("actor", actor), ("critic", critic)):
-            if not isinstance(network, nn.Module) or not hasattr(network, "initialize_carry"):
-                raise TypeError(
-                    f"SAC: {name} must be a memorax.networks.Network, got {type(network).__name__}."
-                )
         if alpha_optimizer is None:
             alpha_optimizer = critic_optimizer
-        optimizers = (("actor", actor_optimizer), ("critic", critic_optimizer),
-                      ("alpha", alpha_optimizer))  # fmt: skip
-        for name, optimizer in optimizers:
-            if not isinstance(optimizer, optax.GradientTransformation):
-                raise TypeError(
-                    f"SAC: {name}_optimizer must be an optax GradientTransformation "
-                    f"(e.g. optax.adam(3e-4)), got {type(optimizer).__name__}."
-                )
+        check_agent_arguments(
+            "SAC", config, SACConfig, env,
+            networks={"actor": actor, "critic": critic},
+            optimizers={"actor_optimizer": actor_optimizer, "critic_optimizer": critic_optimizer,
+                        "alpha_optimizer": alpha_optimizer},
+        )  # fmt: skip
         self.discrete, self.action_dim = _check_heads(env, actor, critic)
         recurrent = _has_memory(actor) or _has_memory(critic)
         if not recurrent and (config.burn_in_length or config.sequence_length > 1):
