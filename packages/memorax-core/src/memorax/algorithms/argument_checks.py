@@ -72,23 +72,26 @@ def check_bools(owner: str, config: Any, names: Collection[str]) -> None:
             raise ValueError(f"{owner}: {name} must be a bool, got {value!r}.")
 
 
-def num_iterations(owner: str, num_steps: Any, per_iteration: int) -> int:
+def num_iterations(
+    owner: str, num_steps: Any, per_iteration: int, unit: str = "iteration"
+) -> int:
     """Iterations of ``per_iteration`` env steps that ``num_steps`` env steps make.
 
     Raises ``ValueError`` unless ``num_steps`` is a Python int of at least one
     iteration; warns when it is not a multiple (the remainder is not run).
-    ``owner`` is the method, e.g. ``"SAC.train"``.
+    ``owner`` is the method, e.g. ``"SAC.train"``; ``unit`` is what the agent
+    calls one iteration in its messages (``"update"`` for PPO and PQN).
     """
     if not is_int(num_steps) or num_steps < per_iteration:
         raise ValueError(
             f"{owner}: num_steps must be a Python int of at least num_envs * "
-            f"config.num_steps = {per_iteration} env steps (one iteration), got {num_steps!r}."
+            f"config.num_steps = {per_iteration} env steps (one {unit}), got {num_steps!r}."
         )
     iterations, remainder = divmod(int(num_steps), per_iteration)
     if remainder:
         warnings.warn(
             f"{owner}: num_steps={num_steps} is not a multiple of num_envs * config.num_steps "
-            f"= {per_iteration}; running {iterations} iterations = "
+            f"= {per_iteration}; running {iterations} {unit}s = "
             f"{iterations * per_iteration} env steps.",
             stacklevel=3,
         )

@@ -28,7 +28,6 @@ gradient steps sample the global batch and split it over the devices
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -38,7 +37,7 @@ import optax
 from flax import struct
 
 from memorax.algorithms.agent_checks import check_agent_arguments
-from memorax.algorithms.argument_checks import is_int, is_number
+from memorax.algorithms.argument_checks import is_int, is_number, num_iterations
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
     data_parallel_for,
@@ -365,23 +364,11 @@ class DQN:
             The new state; ``state.metrics`` holds ``[num_iterations]`` arrays,
             see :data:`DQN_METRIC_NAMES`.
         """
-        per_iteration = self.config.steps_per_iteration
-        if not is_int(num_steps) or num_steps < per_iteration:
-            raise ValueError(
-                f"DQN.train: num_steps must be a Python int of at least num_envs * "
-                f"config.num_steps = {per_iteration} env steps (one iteration), got "
-                f"{num_steps!r}."
-            )
-        num_iterations, remainder = divmod(int(num_steps), per_iteration)
-        if remainder:
-            warnings.warn(
-                f"DQN.train: num_steps={num_steps} is not a multiple of num_envs * "
-                f"config.num_steps = {per_iteration}; running {num_iterations} iterations = "
-                f"{num_iterations * per_iteration} env steps.",
-                stacklevel=2,
-            )
+        iterations = num_iterations(
+            "DQN.train", num_steps, self.config.steps_per_iteration
+        )
         metrics = put_replicated(self.data_parallel, _empty_metrics())
-        return self._train_jit(key, state.replace(metrics=metrics), num_iterations=num_iterations)
+        return self._train_jit(key, state.replace(metrics=metrics), num_iterations=iterations)
 
     def evaluate(
         self,

@@ -20,7 +20,6 @@ minibatches are split over the devices, the network is replicated
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from typing import Any
 
 import flax.linen as nn
@@ -30,7 +29,7 @@ import optax
 from flax import struct
 
 from memorax.algorithms.agent_checks import check_agent_arguments
-from memorax.algorithms.argument_checks import is_int, is_number
+from memorax.algorithms.argument_checks import is_int, is_number, num_iterations
 from memorax.algorithms.data_parallel import (
     check_num_devices_field,
     data_parallel_for,
@@ -335,20 +334,9 @@ class PQN:
             The new state; ``state.metrics`` holds ``[num_updates]`` arrays
             (``[seeds, num_updates]`` under vmap), see :data:`PQN_METRIC_NAMES`.
         """
-        per_update = self.config.steps_per_update
-        if not is_int(num_steps) or num_steps < per_update:
-            raise ValueError(
-                f"PQN.train: num_steps must be a Python int of at least num_envs * "
-                f"config.num_steps = {per_update} env steps (one update), got {num_steps!r}."
-            )
-        num_updates, remainder = divmod(int(num_steps), per_update)
-        if remainder:
-            warnings.warn(
-                f"PQN.train: num_steps={num_steps} is not a multiple of num_envs * "
-                f"config.num_steps = {per_update}; running {num_updates} updates = "
-                f"{num_updates * per_update} env steps.",
-                stacklevel=2,
-            )
+        num_updates = num_iterations(
+            "PQN.train", num_steps, self.config.steps_per_update, "update"
+        )
         metrics = put_replicated(self.data_parallel, _empty_metrics())
         return self._train_jit(key, state.replace(metrics=metrics), num_updates=num_updates)
 
