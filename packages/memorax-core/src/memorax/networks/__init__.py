@@ -32,6 +32,7 @@ from memorax.networks.min_gru import MinGRU
 from memorax.networks.mlp import MLP, OneHot
 from memorax.networks.mlstm import MLSTM
 from memorax.networks.network import Network
+from memorax.networks.patch_conv import PatchConv
 from memorax.networks.registry import SEQUENCE_MODELS
 from memorax.networks.s5 import S5
 from memorax.networks.sequence_model import SequenceModel, is_sequence_model
@@ -63,6 +64,7 @@ __all__ = [
     "MultiHeadAttention",
     "Network",
     "OneHot",
+    "PatchConv",
     "PreNorm",
     "Residual",
     "SequenceModel",
