@@ -140,9 +140,9 @@ def _layer_norm_q_network(num_actions: int, width: int = 64) -> Network:
     return Network(FeatureExtractor(block()), block(), DiscreteQNetwork(num_actions))
 
 
-def pqn_cartpole() -> PQN:
+def pqn_cartpole(env_id: str = "gymnax::CartPole-v1") -> PQN:
     """PQN on CartPole: 32 envs x 16 steps, Q(lambda=0.8), 8 minibatches, no target network."""
-    env, env_params = make("gymnax::CartPole-v1", num_envs=32)
+    env, env_params = make(env_id, num_envs=32)
     config = PQNConfig(num_envs=32, num_steps=16, q_lambda=0.8, num_minibatches=8,
                        epsilon_decay_steps=30_000)  # fmt: skip
     return PQN(config, env, env_params, _layer_norm_q_network(2), optax.adam(5e-4))
@@ -199,6 +199,8 @@ RUNS = {
             512_000, 51_200, 1, ">= 400", lambda r: r.mean() >= 400),
         Run("pqn-cartpole", pqn_cartpole, 4, 512_000, 51_200, 1,
             "mean >= 450", lambda r: r.mean() >= 450),
+        Run("pqn-gymnasium-cartpole", lambda: pqn_cartpole("gymnasium::CartPole-v1"), 1,
+            512_000, 51_200, 1, ">= 450", lambda r: r.mean() >= 450),
         Run("dqn-cartpole", dqn_cartpole, 4, 512_000, 51_200, 1,
             "mean >= 450", lambda r: r.mean() >= 450),
         Run("r2d2-memory-chain-gru", r2d2_memory_chain, 4, 102_400, 10_240, 8,
