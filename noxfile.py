@@ -124,9 +124,12 @@ def tests(session: nox.Session, package: str) -> None:
 def multidevice(session: nox.Session) -> None:
     """Data-parallel training on 4 simulated CPU devices."""
     sync(session, "--package", "memorax-core", "--group", "test")
+    # Compiling dominates here too: two workers, whole files each (see `tests`).
     pytest(
         session,
         "packages/memorax-core/tests/multidevice",
+        "--numprocesses=2",
+        "--dist=loadfile",
         env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"},
     )
 

@@ -1,13 +1,18 @@
-"""Data-parallel scaling of PPO, PQN and DQN: env steps per second against device count.
+"""Data-parallel scaling of every agent: env steps per second against device count.
 
-Each agent trains on gymnax CartPole-v1 with a fixed global batch (``--envs``
+Each agent trains on gymnax CartPole-v1 (SAC: Pendulum-v1) with a fixed global batch (``--envs``
 env copies, MLP 64 x 64) on one device (``num_devices=None``) and split over
 1, 2, 4, ... devices (the config's ``num_devices``):
 
 - PPO: 128 steps per update, 4 epochs x 4 minibatches;
 - PQN: 128 steps per update, 4 epochs x 4 minibatches, LayerNorm torso;
 - DQN: 8 steps per iteration, then 2 gradient steps on 256 sampled
-  transitions; a 65,536-step replay buffer split over the devices.
+  transitions; a 65,536-step replay buffer split over the devices;
+- R2D2: GRU(64) torso, 8 steps per iteration, then 2 prioritised gradient
+  steps on 64 sequences of 10 + 20 + 5 - 1 steps; replay and priorities
+  split over the devices, the sum tree replicated;
+- SAC: 8 steps per iteration, then 2 gradient steps on 256 sampled
+  transitions, twin critic; replay split over the devices.
 
 Each row reports the compile time and the env steps per second of the
 compiled call, and the speed-up over one device.
@@ -29,7 +34,7 @@ import os
 import sys
 import time
 
-AGENTS = ("ppo", "pqn", "dqn")
+AGENTS = ("ppo", "pqn", "dqn", "r2d2", "sac")
 
 
 def parse_args() -> argparse.Namespace:
@@ -59,14 +64,28 @@ def main() -> None:
     import jax
     import optax
 
-    from memorax.algorithms import DQN, PPO, PQN, DQNConfig, PPOConfig, PQNConfig
+    from memorax.algorithms import (
+        DQN,
+        PPO,
+        PQN,
+        R2D2,
+        SAC,
+        DQNConfig,
+        PPOConfig,
+        PQNConfig,
+        R2D2Config,
+        SACConfig,
+    )
     from memorax.envs import make
     from memorax.networks import (
+        GRU,
         MLP,
         Categorical,
         DiscreteQNetwork,
         FeatureExtractor,
         Network,
+        SquashedGaussian,
+        TwinContinuousQNetwork,
         VNetwork,
     )
 
@@ -82,7 +101,23 @@ def main() -> None:
         return Network(FeatureExtractor(block()), block(), DiscreteQNetwork(2))
 
     def build(name: str, num_devices: int | None):
+        if name == "sac":
+            env, env_params = make("gymnax::Pendulum-v1", num_envs=args.envs)
+            config = SACConfig(num_envs=args.envs, num_steps=8, gradient_steps=2,
+                               batch_size=256, buffer_size=65_536 // args.envs * args.envs,
+                               learning_starts=1_000, num_devices=num_devices)  # fmt: skip
+            return SAC(config, env, env_params, mlp(SquashedGaussian(1)),
+                       mlp(TwinContinuousQNetwork((64,))), optax.adam(3e-4),
+                       optax.adam(3e-4))  # fmt: skip
         env, env_params = make("gymnax::CartPole-v1", num_envs=args.envs)
+        if name == "r2d2":
+            config = R2D2Config(num_envs=args.envs, num_steps=8, gradient_steps=2,
+                                batch_size=64, buffer_size=65_536 // args.envs * args.envs,
+                                learning_starts=1_000, sequence_length=20, burn_in_length=10,
+                                num_devices=num_devices)  # fmt: skip
+            network = Network(FeatureExtractor(MLP((64,), activation=nn.tanh)), GRU(64),
+                              DiscreteQNetwork(2))  # fmt: skip
+            return R2D2(config, env, env_params, network, optax.adam(2.5e-4))
         if name == "ppo":
             optimizer = optax.adam(2.5e-4, eps=1e-5)
             config = PPOConfig(num_envs=args.envs, num_steps=128, num_minibatches=4,

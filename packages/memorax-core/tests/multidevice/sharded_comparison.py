@@ -6,6 +6,7 @@ JAX devices are visible (run the tests through ``nox -s multidevice``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -69,3 +70,25 @@ def assert_replicated(tree: Any) -> None:
     """Every leaf is held whole on every device."""
     for leaf in jax.tree.leaves(tree):
         assert leaf.sharding.is_fully_replicated, (leaf.shape, leaf.sharding)
+
+
+def train_single_and_sharded(
+    make_agent: Callable[..., Any], train_steps: int
+) -> tuple[Any, dict[str, Any], list[dict]]:
+    """Train ``make_agent(None)`` and ``make_agent(NUM_DEVICES, metrics_callback=...)`` with
+    the same keys for ``train_steps`` env steps.
+
+    Returns the sharded agent, ``{"single": state, "sharded": state}`` and the
+    metrics the sharded agent streamed (all delivered: effects are flushed).
+    """
+    records: list[dict] = []
+    agents = {
+        "single": make_agent(None),
+        "sharded": make_agent(NUM_DEVICES, metrics_callback=records.append),
+    }
+    results = {
+        name: agent.train(jax.random.key(1), agent.init(jax.random.key(0)), train_steps)
+        for name, agent in agents.items()
+    }
+    jax.effects_barrier()
+    return agents["sharded"], results, records

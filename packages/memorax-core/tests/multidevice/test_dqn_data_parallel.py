@@ -24,6 +24,7 @@ from .sharded_comparison import (
     assert_trees_equal,
     max_change,
     spec,
+    train_single_and_sharded,
 )
 
 NUM_ENVS = 8
@@ -54,14 +55,7 @@ def make_agent(num_devices: int | None, **kwargs) -> DQN:
 @pytest.fixture(scope="module")
 def runs():
     """Same key and config, on one device and split over four."""
-    records: list[dict] = []
-    single = make_agent(None)
-    sharded = make_agent(NUM_DEVICES, metrics_callback=records.append)
-    results = {}
-    for name, agent in (("single", single), ("sharded", sharded)):
-        results[name] = agent.train(jax.random.key(1), agent.init(jax.random.key(0)), TRAIN_STEPS)
-    jax.effects_barrier()
-    return sharded, results, records
+    return train_single_and_sharded(make_agent, TRAIN_STEPS)
 
 
 def test_sharded_training_matches_single_device_for_the_same_key(runs):
@@ -125,43 +119,3 @@ def test_vmap_over_seeds_composes_with_devices(runs):
     assert_trees_close(results["single"].params, seed[0].params)
     assert_metrics_close(results["single"].metrics, seed[0].metrics, METRICS)
     assert max_change(seed[0].params, seed[1].params) > 1e-4
-
-
-# ---------------------------------------------------------------- bad input
-
-
-def test_num_envs_not_divisible_by_num_devices_is_a_clear_error():
-    message = r"DQNConfig: num_envs=6 env copies cannot be split evenly over num_devices=4"
-    with pytest.raises(ValueError, match=message):
-        DQNConfig(num_envs=6, buffer_size=600, num_devices=4)
-
-
-def test_batch_size_not_divisible_by_num_devices_is_a_clear_error():
-    message = r"DQNConfig: batch_size=10 sampled sequences cannot be split evenly over num_dev"
-    with pytest.raises(ValueError, match=message):
-        DQNConfig(num_envs=8, batch_size=10, num_devices=4)
-
-
-@pytest.mark.parametrize("num_devices", [0, 2.0, True])
-def test_num_devices_must_be_a_positive_int(num_devices):
-    with pytest.raises(ValueError, match=r"DQNConfig: num_devices must be a positive integer"):
-        DQNConfig(num_envs=8, num_devices=num_devices)
-
-
-def test_more_devices_than_visible_is_a_clear_error():
-    config = DQNConfig(num_envs=16, batch_size=16, num_devices=16)
-    env, env_params = make("gymnax::CartPole-v1", num_envs=16)
-    with pytest.raises(ValueError, match=r"DQN: num_devices=16 but only 4 JAX device\(s\)"):
-        DQN(config, env, env_params, q_network(), optax.adam(1e-3))
-
-
-def test_callback_env_refuses_data_parallel():
-    env, env_params = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
-    config = DQNConfig(**{**CONFIG.__dict__, "num_devices": NUM_DEVICES})
-    try:
-        with pytest.raises(ValueError, match=r"DQN: .* callback env, one host env per process"):
-            DQN(config, env, env_params, q_network(), optax.adam(1e-3))
-    finally:
-        close = getattr(env, "close", None)
-        if close is not None:
-            close()

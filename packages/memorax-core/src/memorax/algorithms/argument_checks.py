@@ -72,9 +72,7 @@ def check_bools(owner: str, config: Any, names: Collection[str]) -> None:
             raise ValueError(f"{owner}: {name} must be a bool, got {value!r}.")
 
 
-def num_iterations(
-    owner: str, num_steps: Any, per_iteration: int, unit: str = "iteration"
-) -> int:
+def num_iterations(owner: str, num_steps: Any, per_iteration: int, unit: str = "iteration") -> int:
     """Iterations of ``per_iteration`` env steps that ``num_steps`` env steps make.
 
     Raises ``ValueError`` unless ``num_steps`` is a Python int of at least one

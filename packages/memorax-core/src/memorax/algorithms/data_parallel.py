@@ -25,7 +25,7 @@ program is the one without any constraint.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import jax
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DATA_AXIS",
     "DataParallel",
+    "check_batch_size_field",
     "check_num_devices",
     "check_num_devices_field",
     "data_parallel_for",
@@ -71,6 +72,19 @@ def check_num_devices_field(owner: str, num_envs: int, num_devices: Any) -> None
             f"{owner}: num_envs={num_envs} env copies cannot be split evenly over "
             f"num_devices={num_devices} devices; choose num_envs a multiple of "
             "num_devices (or num_devices dividing num_envs)."
+        )
+
+
+def check_batch_size_field(owner: str, batch_size: int, num_devices: int | None) -> None:
+    """Raise ``ValueError`` unless ``batch_size`` sampled sequences split evenly over
+    ``num_devices`` (replay agents split each sampled batch over the devices).
+
+    ``owner`` prefixes the message (e.g. ``"SACConfig"``); nothing to check for ``None``.
+    """
+    if num_devices is not None and batch_size % num_devices:
+        raise ValueError(
+            f"{owner}: batch_size={batch_size} sampled sequences cannot be split evenly over "
+            f"num_devices={num_devices} devices; choose batch_size a multiple of num_devices."
         )
 
 
@@ -118,25 +132,51 @@ def data_parallel_for(
     return DataParallel.over_devices(num_devices)
 
 
-def place(data_parallel: DataParallel | None, state: State, split_fields: Iterable[str]) -> State:
-    """``state`` (a dataclass pytree) with ``split_fields`` split along axis 0, the rest replicated.
+def place(
+    data_parallel: DataParallel | None,
+    state: State,
+    split_fields: Iterable[str] | Mapping[str, int],
+) -> State:
+    """``state`` (a dataclass pytree), ``split_fields`` split over the mesh, the rest replicated.
 
-    ``split_fields`` name the fields with an env axis first (env state,
-    observation, carries, a per-env replay buffer); everything else
-    (parameters, optimizer states, counters, metrics) is held whole on every
-    device. The identity when ``data_parallel`` is ``None``.
+    ``split_fields`` name the fields with an env axis (env state, observation,
+    carries, a per-env replay buffer): an iterable of names whose env axis is
+    axis 0, or a mapping from name to env axis (e.g. a carry stacked on a
+    leading axis of two critic copies has its env axis at 1). A dotted name
+    (``"buffer_state.priorities"``) splits one field of a nested dataclass
+    and replicates that dataclass's other fields (e.g. a sum tree over every
+    env copy's priorities). Everything else (parameters, optimizer states,
+    counters, metrics) is held whole on every device. The identity when
+    ``data_parallel`` is ``None``.
     """
     if data_parallel is None:
         return state
-    names = set(split_fields)
+    axes = (
+        dict(split_fields) if isinstance(split_fields, Mapping) else dict.fromkeys(split_fields, 0)
+    )
+    whole: dict[str, int] = {}
+    nested: dict[str, dict[str, int]] = {}
+    for name, axis in axes.items():
+        head, _, rest = name.partition(".")
+        if rest:
+            nested.setdefault(head, {})[rest] = axis
+        else:
+            whole[head] = axis
     fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # type: ignore[arg-type]
-    unknown = names - fields.keys()
+    unknown = (whole.keys() | nested.keys()) - fields.keys()
     if unknown:
         raise ValueError(f"place: {type(state).__name__} has no fields {sorted(unknown)}.")
-    laid_out = {
-        name: data_parallel.split(value) if name in names else data_parallel.replicate(value)
-        for name, value in fields.items()
-    }
+
+    mesh_layout = data_parallel  # narrowed to DataParallel inside the closure too
+
+    def lay_out(name: str, value: Any) -> Any:
+        if name in whole:
+            return mesh_layout.split(value, whole[name])
+        if name in nested:
+            return place(mesh_layout, value, nested[name])
+        return mesh_layout.replicate(value)
+
+    laid_out = {name: lay_out(name, value) for name, value in fields.items()}
     return dataclasses.replace(state, **laid_out)  # type: ignore[type-var]
 
 

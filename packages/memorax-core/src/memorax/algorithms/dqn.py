@@ -39,6 +39,7 @@ from flax import struct
 from memorax.algorithms.agent_checks import check_agent_arguments
 from memorax.algorithms.argument_checks import is_int, is_number, num_iterations
 from memorax.algorithms.data_parallel import (
+    check_batch_size_field,
     check_num_devices_field,
     data_parallel_for,
     place,
@@ -169,12 +170,7 @@ class DQNConfig:
                 f"DQNConfig: max_grad_norm must be a positive number or None, got {value!r}."
             )
         check_num_devices_field("DQNConfig", self.num_envs, self.num_devices)
-        if self.num_devices is not None and self.batch_size % self.num_devices:
-            raise ValueError(
-                f"DQNConfig: batch_size={self.batch_size} sampled sequences cannot be split "
-                f"evenly over num_devices={self.num_devices} devices; choose batch_size a "
-                "multiple of num_devices."
-            )
+        check_batch_size_field("DQNConfig", self.batch_size, self.num_devices)
         if self.buffer_size % self.num_envs:
             raise ValueError(
                 f"DQNConfig: buffer_size={self.buffer_size} must be a multiple of num_envs="
@@ -364,9 +360,7 @@ class DQN:
             The new state; ``state.metrics`` holds ``[num_iterations]`` arrays,
             see :data:`DQN_METRIC_NAMES`.
         """
-        iterations = num_iterations(
-            "DQN.train", num_steps, self.config.steps_per_iteration
-        )
+        iterations = num_iterations("DQN.train", num_steps, self.config.steps_per_iteration)
         metrics = put_replicated(self.data_parallel, _empty_metrics())
         return self._train_jit(key, state.replace(metrics=metrics), num_iterations=iterations)
 

@@ -29,6 +29,12 @@ iteration acts epsilon-greedily for ``num_steps`` steps per env copy
 steps (scanned); the target network is copied from the online one every
 ``target_update_interval`` gradient steps. Distributed actors are not part of
 this agent: many env copies in one process act with the current parameters.
+
+Data-parallel (``R2D2Config.num_devices``): each device steps its share of the
+env copies and keeps their replay and its priorities (split along the env
+axis); the sum tree over every copy's priorities is replicated, so every
+device draws the same global batch as one device would, which is then split
+over the devices (:mod:`memorax.algorithms.data_parallel`).
 """
 
 from __future__ import annotations
@@ -51,6 +57,14 @@ from memorax.algorithms.argument_checks import (
     is_number,
 )
 from memorax.algorithms.argument_checks import num_iterations as iterations_in
+from memorax.algorithms.data_parallel import (
+    check_batch_size_field,
+    check_num_devices_field,
+    data_parallel_for,
+    place,
+    put_replicated,
+    split,
+)
 from memorax.algorithms.dqn import n_step_targets
 from memorax.algorithms.episode_starts import start_episodes
 from memorax.algorithms.epsilon_greedy import epsilon_greedy, linear_epsilon
@@ -131,6 +145,15 @@ class R2D2Config:
         importance_sampling_exponent: ``beta`` of the importance weights
             ``(N P(i)) ** -beta`` (normalised by the batch maximum).
         priority_eta: ``eta`` in ``eta * max |td| + (1 - eta) * mean |td|``.
+        num_devices: ``None`` (default): train on one device. An int: train
+            data-parallel over the first ``num_devices`` of ``jax.devices()``,
+            as :attr:`memorax.algorithms.DQNConfig.num_devices`: each device
+            steps ``num_envs / num_devices`` env copies and keeps their replay
+            and priorities; the sum tree is replicated, so each gradient step
+            draws the same ``batch_size`` sequences as on one device and splits
+            them over the devices (``num_envs`` and ``batch_size`` must be
+            multiples of it). Same key and config give the single-device result
+            up to float rounding. JAX-native envs only.
     """
 
     num_envs: int
@@ -154,6 +177,7 @@ class R2D2Config:
     priority_exponent: float = 0.9
     importance_sampling_exponent: float = 0.6
     priority_eta: float = 0.9
+    num_devices: int | None = None
 
     def __post_init__(self) -> None:
         positive = (is_int, 1, None, "a positive integer")
@@ -173,6 +197,8 @@ class R2D2Config:
         check_ranges(_OWNER, self, rules, open_low=("gamma",))
         check_bools(_OWNER, self, ("stored_state", "value_rescaling"))
         check_optional_positive(_OWNER, self, ("max_grad_norm",))
+        check_num_devices_field(_OWNER, self.num_envs, self.num_devices)
+        check_batch_size_field(_OWNER, self.batch_size, self.num_devices)
         per_copy, remainder = divmod(self.buffer_size, self.num_envs)
         if remainder:
             raise ValueError(
@@ -316,6 +342,7 @@ class R2D2:
             if config.max_grad_norm is None
             else optax.chain(optax.clip_by_global_norm(config.max_grad_norm), optimizer)
         )
+        self.data_parallel = data_parallel_for("R2D2", env, config.num_envs, config.num_devices)
         self._train_jit = jax.jit(self._train, static_argnames="num_iterations")
         self._evaluate_jit = jax.jit(
             self._evaluate, static_argnames=("eval_env", "num_episodes", "max_steps")
@@ -339,7 +366,7 @@ class R2D2:
         observation, start, carry, action, reward = acting_inputs
         example = _stored_step(observation, start, action, reward, carry, action, reward,
                                start, start, observation)  # fmt: skip
-        return R2D2State(
+        state = R2D2State(
             params=params,
             target_params=params,
             optimizer_state=self._update.init(params),
@@ -351,6 +378,7 @@ class R2D2:
             metrics=_no_metrics(),
             evaluation=EvaluationResult.empty(self.config.num_envs, 1),
         )
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def train(self, key: jax.Array, state: R2D2State, num_steps: int) -> R2D2State:
         """Train for ``num_steps`` env steps (all copies counted), jitted.
@@ -365,7 +393,7 @@ class R2D2:
             (:data:`R2D2_METRIC_NAMES`).
         """
         num_iterations = iterations_in("R2D2.train", num_steps, self.config.steps_per_iteration)
-        state = state.replace(metrics=_no_metrics())
+        state = state.replace(metrics=put_replicated(self.data_parallel, _no_metrics()))
         return self._train_jit(key, state, num_iterations=num_iterations)
 
     def evaluate(
@@ -414,17 +442,18 @@ class R2D2:
     # ------------------------------------------------------------------ training
 
     def _train(self, key: jax.Array, state: R2D2State, num_iterations: int) -> R2D2State:
-        config = self.config
+        config, data_parallel = self.config, self.data_parallel
 
         def iteration(state: R2D2State, iteration_key: jax.Array):
+            state = place(data_parallel, state, _ENV_AXIS_FIELDS)
             act_key, learn_key = jax.random.split(iteration_key)
             epsilon = linear_epsilon(state.env_steps, config.epsilon_start, config.epsilon_end,
                                      config.epsilon_decay_steps)  # fmt: skip
-            # 1. Act, 2. store (batch-major [num_envs, num_steps, ...]), 3. learn.
+            # 1. Act, 2. store (batch-major [num_envs, num_steps, ...]; each device writes
+            # its own env copies' steps and priorities), 3. learn.
             state, steps, episodes = self._act(act_key, state, epsilon)
-            buffer_state = self.buffer.add(
-                state.buffer_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps)
-            )
+            steps = split(data_parallel, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), steps))
+            buffer_state = self._place_buffer(self.buffer.add(state.buffer_state, steps))
             env_steps = state.env_steps + config.steps_per_iteration
             state = state.replace(buffer_state=buffer_state, env_steps=env_steps)
             learning = self.buffer.can_sample(buffer_state) & (env_steps >= config.learning_starts)
@@ -449,7 +478,12 @@ class R2D2:
             return state, metrics
 
         state, metrics = jax.lax.scan(iteration, state, jax.random.split(key, num_iterations))
-        return state.replace(metrics=metrics)
+        return place(data_parallel, state.replace(metrics=metrics), _ENV_AXIS_FIELDS)
+
+    def _place_buffer(self, buffer_state: PrioritisedBufferState) -> PrioritisedBufferState:
+        """Data-parallel: experience and priorities split along the env axis, the sum tree
+        and counters replicated."""
+        return place(self.data_parallel, buffer_state, _BUFFER_ENV_AXIS_FIELDS)
 
     def _act(
         self, key: jax.Array, state: R2D2State, epsilon: jax.Array
@@ -477,7 +511,8 @@ class R2D2:
                                   reward, out.terminated, done, final_observation)  # fmt: skip
             runner = (out.state, out.observation, done, jnp.where(done, 0, action),
                       jnp.where(done, 0.0, reward), next_carry)  # fmt: skip
-            return runner, (stored, out.info["episode"])
+            outputs = (stored, out.info["episode"])
+            return split(self.data_parallel, runner), split(self.data_parallel, outputs)
 
         runner = (state.env_state, state.observation, state.episode_start,
                   state.previous_action, state.previous_reward, state.carry)  # fmt: skip
@@ -502,7 +537,10 @@ class R2D2:
 
         def gradient_step(learner: tuple, step_key: jax.Array):
             params, target_params, opt_state, buffer_state, count = learner
+            # The same global draw as on one device (the sum tree is replicated); each
+            # device gathers the sequences of its env copies, then the batch is split.
             sample = self.buffer.sample(buffer_state, step_key, config.batch_size)
+            sample = split(self.data_parallel, sample)
             (loss, (q_value, priorities)), grads = grad_fn(params, target_params, sample)
             updates, new_opt_state = self._update.update(grads, opt_state, params)
             params, opt_state = jax.tree.map(
@@ -512,7 +550,9 @@ class R2D2:
             # The buffer ignores indices that name no start (env -1): no writes before learning.
             indices = SequenceIndex(jnp.where(learning, sample.indices.env, -1),
                                     sample.indices.step)  # fmt: skip
-            buffer_state = self.buffer.update_priorities(buffer_state, indices, priorities)
+            buffer_state = self._place_buffer(
+                self.buffer.update_priorities(buffer_state, indices, priorities)
+            )
             count = count + learning.astype(jnp.int32)
             target_params = periodic_target_update(
                 params, target_params, count, config.target_update_interval, 1.0, learning
@@ -596,13 +636,25 @@ class R2D2:
                                self._env_action, num_episodes, max_steps)  # fmt: skip
 
     def _reset_training_env(self, key: jax.Array, state: R2D2State) -> R2D2State:
-        return state.replace(**start_episodes(key, self.env, self.env_params, self.network))
+        state = state.replace(**start_episodes(key, self.env, self.env_params, self.network))
+        return place(self.data_parallel, state, _ENV_AXIS_FIELDS)
 
     def _env_action(self, action: jax.Array) -> jax.Array:
         space = self.env.action_space
         if not isinstance(space, Discrete):  # checked at construction; narrows the type
             raise TypeError(f"R2D2: unsupported action space {space}.")
         return (action + space.start).astype(space.dtype)
+
+
+_BUFFER_ENV_AXIS_FIELDS = ("experience", "priorities")
+"""``PrioritisedBufferState`` fields with a leading env axis; the sum tree (one heap over
+every env copy's starts), the step counter and the running maximum are replicated."""
+
+_ENV_AXIS_FIELDS = ("env_state", "observation", "episode_start", "previous_action",
+                    "previous_reward", "carry",
+                    *(f"buffer_state.{name}" for name in _BUFFER_ENV_AXIS_FIELDS))  # fmt: skip
+"""``R2D2State`` fields (and buffer fields) with a leading env axis, split over devices
+when data-parallel."""
 
 
 def _stored_step(

@@ -34,6 +34,11 @@ state. Training runs both over sampled sequences of ``burn_in_length +
 sequence_length`` steps from their initial carries (reset wherever an
 episode starts); the burn-in prefix only warms up the carries, as in
 :mod:`memorax.algorithms.dqn`.
+
+Data-parallel (``SACConfig.num_devices``): each device steps its share of the
+env copies (carries included) and keeps their replay; every gradient step
+samples the global batch as on one device and splits it over the devices
+(:mod:`memorax.algorithms.data_parallel`).
 """
 
 from __future__ import annotations
@@ -58,6 +63,14 @@ from memorax.algorithms.argument_checks import (
     num_iterations,
 )
 from memorax.algorithms.box_actions import box_action_dim, scale_to_box
+from memorax.algorithms.data_parallel import (
+    check_batch_size_field,
+    check_num_devices_field,
+    data_parallel_for,
+    place,
+    put_replicated,
+    split,
+)
 from memorax.algorithms.dqn import n_step_targets
 from memorax.algorithms.evaluate_call import evaluate_agent
 from memorax.algorithms.evaluation import EvaluationResult, run_episodes
@@ -141,6 +154,15 @@ class SACConfig:
             (1 for feed-forward agents; longer for recurrent ones).
         burn_in_length: recurrent agents only: steps before those that only
             warm up the carries.
+        num_devices: ``None`` (default): train on one device. An int: train
+            data-parallel over the first ``num_devices`` of ``jax.devices()``,
+            as :attr:`memorax.algorithms.DQNConfig.num_devices`: each device
+            steps ``num_envs / num_devices`` env copies and keeps their replay;
+            each gradient step samples ``batch_size`` sequences exactly as on
+            one device and splits them over the devices (``num_envs`` and
+            ``batch_size`` must be multiples of it); parameters, optimizer
+            states and the temperature are replicated. Same key and config give
+            the single-device result up to float rounding. JAX-native envs only.
     """
 
     num_envs: int
@@ -158,6 +180,7 @@ class SACConfig:
     max_grad_norm: float | None = None
     sequence_length: int = 1
     burn_in_length: int = 0
+    num_devices: int | None = None
 
     def __post_init__(self) -> None:
         rules = {
@@ -177,6 +200,8 @@ class SACConfig:
         check_ranges("SACConfig", self, rules, open_low=("gamma", "tau", "initial_alpha"))
         check_bools("SACConfig", self, ("learn_alpha",))
         check_optional_positive("SACConfig", self, ("max_grad_norm",))
+        check_num_devices_field("SACConfig", self.num_envs, self.num_devices)
+        check_batch_size_field("SACConfig", self.batch_size, self.num_devices)
         entropy = self.target_entropy
         if not (entropy is None or (is_number(entropy) and math.isfinite(entropy))):
             raise ValueError(
@@ -338,6 +363,10 @@ class SAC:
         self.recurrent = recurrent
         # A twin head scores both estimates on one torso; any other head is held twice.
         self.critic_copies = 1 if isinstance(critic.head, TwinContinuousQNetwork) else 2
+        self.data_parallel = data_parallel_for("SAC", env, config.num_envs, config.num_devices)
+        # Env axis of each field that has one; a critic held twice stacks its carry first.
+        self._env_axes = {**dict.fromkeys(_ENV_AXIS_FIELDS, 0),
+                          "critic_carry": 0 if self.critic_copies == 1 else 1}  # fmt: skip
         if config.target_entropy is not None:
             self.target_entropy = float(config.target_entropy)
         elif self.discrete:
@@ -406,7 +435,7 @@ class SAC:
             "terminated": start[0],
             "final_observation": observation[0],
         }
-        return SACState(
+        state = SACState(
             actor_params=actor_params,
             critic_params=critic_params,
             target_critic_params=critic_params,
@@ -428,6 +457,7 @@ class SAC:
             metrics=_empty_metrics(),
             evaluation=EvaluationResult.empty(num_envs, 1),
         )
+        return self._place(state)
 
     def train(self, key: jax.Array, state: SACState, num_steps: int) -> SACState:
         """Train for ``num_steps`` env steps (all copies counted), jitted.
@@ -442,7 +472,7 @@ class SAC:
             see :data:`SAC_METRIC_NAMES`.
         """
         iterations = num_iterations("SAC.train", num_steps, self.config.steps_per_iteration)
-        state = state.replace(metrics=_empty_metrics())
+        state = state.replace(metrics=put_replicated(self.data_parallel, _empty_metrics()))
         return self._train_jit(key, state, num_iterations=iterations)
 
     def evaluate(
@@ -477,12 +507,27 @@ class SAC:
 
     # ------------------------------------------------------------------ training
 
+    def _place(self, state: SACState) -> SACState:
+        """Data-parallel: env-axis fields (replay included) split over the mesh, the rest
+        replicated."""
+        return place(self.data_parallel, state, self._env_axes)
+
+    def _split_runner(self, runner: tuple) -> tuple:
+        """Data-parallel: the acting loop's carry split along each part's env axis (the
+        critic carry last)."""
+        *others, critic_carry = runner
+        critic_axis = self._env_axes["critic_carry"]
+        return (*split(self.data_parallel, tuple(others)),
+                split(self.data_parallel, critic_carry, critic_axis))  # fmt: skip
+
     def _train(self, key: jax.Array, state: SACState, num_iterations: int) -> SACState:
         config = self.config
         actor, env, env_params = self.actor, self.env, self.env_params
         num_envs, num_steps = config.num_envs, config.num_steps
+        data_parallel = self.data_parallel
 
         def iteration(state: SACState, iteration_key: jax.Array):
+            state = self._place(state)
             rollout_key, learn_key = jax.random.split(iteration_key)
             explore = state.env_steps < config.learning_starts
 
@@ -526,7 +571,8 @@ class SAC:
                     actor_carry,
                     critic_carry,
                 )
-                return runner, (transition, step.info["episode"], q_taken)
+                outputs = (transition, step.info["episode"], q_taken)
+                return self._split_runner(runner), split(data_parallel, outputs)
 
             runner = (state.env_state, state.observation, state.episode_start,
                       state.previous_action, state.previous_reward, state.actor_carry,
@@ -535,10 +581,10 @@ class SAC:
                 env_step, runner, jax.random.split(rollout_key, num_steps)
             )
 
-            # 2. Store the steps, batch-major [num_envs, num_steps, ...].
-            buffer_state = self.buffer.add(
-                state.buffer_state, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rollout)
-            )
+            # 2. Store the steps, batch-major [num_envs, num_steps, ...]; each device
+            # writes the steps of its own env copies into its part of the buffer.
+            steps = split(data_parallel, jax.tree.map(lambda x: jnp.swapaxes(x, 0, 1), rollout))
+            buffer_state = split(data_parallel, self.buffer.add(state.buffer_state, steps))
             env_steps = state.env_steps + num_envs * num_steps
 
             # 3. Gradient steps, once the buffer and learning_starts allow.
@@ -546,7 +592,9 @@ class SAC:
 
             def gradient_step(learner: _Learner, step_key: jax.Array):
                 sample_key, critic_key, actor_key = jax.random.split(step_key, 3)
-                data = self.buffer.sample(buffer_state, sample_key, config.batch_size).experience
+                # The same global sample as on one device, split over the devices.
+                sample = self.buffer.sample(buffer_state, sample_key, config.batch_size)
+                data = split(data_parallel, sample.experience)
                 alpha = self._alpha(learner.alpha_params)
                 (critic_loss, _), grads = jax.value_and_grad(self._critic_loss, has_aux=True)(
                     learner.critic_params, learner.actor_params, learner.target_critic_params,
@@ -660,7 +708,7 @@ class SAC:
             return state, metrics
 
         state, metrics = jax.lax.scan(iteration, state, jax.random.split(key, num_iterations))
-        return state.replace(metrics=metrics)
+        return self._place(state.replace(metrics=metrics))
 
     # ------------------------------------------------------------------ losses
 
@@ -895,7 +943,7 @@ class SAC:
     def _reset_training_env(self, key: jax.Array, state: SACState) -> SACState:
         num_envs = self.config.num_envs
         observation, env_state = self.env.reset(key, self.env_params)
-        return state.replace(
+        state = state.replace(
             env_state=_strongly_typed(env_state),
             observation=observation,
             episode_start=jnp.ones((num_envs,), bool),
@@ -904,6 +952,7 @@ class SAC:
             actor_carry=self.actor.initialize_carry(num_envs),
             critic_carry=self._critic_carry(num_envs),
         )
+        return self._place(state)
 
     # ------------------------------------------------------------------ actions
 
@@ -929,6 +978,12 @@ class SAC:
         if not isinstance(space, Box):  # checked at construction; narrows the type
             raise TypeError(f"SAC: unsupported action space {space}.")
         return scale_to_box(action, space)
+
+
+_ENV_AXIS_FIELDS = ("env_state", "observation", "episode_start", "previous_action",
+                    "previous_reward", "actor_carry", "critic_carry", "buffer_state")  # fmt: skip
+"""``SACState`` fields with an env axis (the replay buffer's too), split over devices when
+data-parallel; the critic carry's is axis 1 for a critic held twice."""
 
 
 class _Learner(struct.PyTreeNode):
