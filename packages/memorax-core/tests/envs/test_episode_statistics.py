@@ -5,8 +5,9 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
-from memorax.envs import EpisodeStatistics, make
+from memorax.envs import EpisodeStatistics, InvalidActionError, make
 
 
 def run(env, params, steps, action=1):
@@ -50,3 +51,26 @@ def test_truncation_also_completes_an_episode():
     np.testing.assert_array_equal(episode["done"][:, 0], [False, True] * 3)
     np.testing.assert_array_equal(episode["length"][1::2], 2)
     np.testing.assert_array_equal(episode["return"][1::2], 2.0)
+
+
+def _range_checks(env, params) -> int:
+    """How many discrete-action range checks (host callbacks) one jitted step contains."""
+    _, state = env.reset(jax.random.key(0), params)
+    actions = jnp.ones((env.num_envs,), jnp.int32)
+    jaxpr = jax.make_jaxpr(env.step)(jax.random.key(1), state, actions, params)
+    return str(jaxpr).count("io_callback")
+
+
+def test_wrappers_leave_the_action_check_to_the_env_they_wrap():
+    # Each check is a conditional with a host callback in every step; a stack of
+    # wrappers with the same action space must not repeat it per layer.
+    env, params = make("test::Countdown-v0", num_envs=4)
+    wrapped = EpisodeStatistics(EpisodeStatistics(env))
+    assert _range_checks(env, params) == 1
+    assert _range_checks(wrapped, params) == 1
+    _, state = wrapped.reset(jax.random.key(0), params)
+    bad = jnp.full((4,), 7, jnp.int32)
+    with pytest.raises(Exception, match="discrete action out of range"):
+        jax.block_until_ready(wrapped.step(jax.random.key(1), state, bad, params).reward)
+    with pytest.raises(InvalidActionError, match=r"expected \(4,\)"):
+        wrapped.step(jax.random.key(1), state, jnp.ones((3,), jnp.int32), params)

@@ -362,9 +362,7 @@ class PPO:
             The new state; ``state.metrics`` holds ``[num_updates]`` arrays
             (``[seeds, num_updates]`` under vmap), see :data:`METRIC_NAMES`.
         """
-        num_updates = num_iterations(
-            "PPO.train", num_steps, self.config.steps_per_update, "update"
-        )
+        num_updates = num_iterations("PPO.train", num_steps, self.config.steps_per_update, "update")
         metrics = put_replicated(self.data_parallel, _empty_metrics())
         return self._train_jit(key, state.replace(metrics=metrics), num_updates=num_updates)
 
@@ -442,10 +440,10 @@ class PPO:
             initial_actor_carry, initial_critic_carry = state.actor_carry, state.critic_carry
 
             # 1. Rollout: act and step every env copy, num_steps times.
-            def env_step(runner: tuple, step_key: jax.Array):
+            def env_step(runner: tuple, step_keys: jax.Array):
                 (env_state, observation, start, prev_action, prev_reward,
                  actor_carry, critic_carry) = runner  # fmt: skip
-                action_key, env_key = jax.random.split(step_key)
+                action_key, env_key = step_keys
                 inputs = (observation[:, None], start[:, None])
                 extra = (prev_action[:, None], prev_reward[:, None])
                 actor_carry, policy = _apply(
@@ -489,7 +487,11 @@ class PPO:
                       state.previous_action, state.previous_reward,
                       state.actor_carry, state.critic_carry)  # fmt: skip
             runner, rollout = jax.lax.scan(
-                env_step, runner, jax.random.split(rollout_key, num_steps)
+                # Both keys of every step from one split: each split is a loop of
+                # small kernels on CPUs, a visible share of a cheap step.
+                env_step,
+                runner,
+                jax.random.split(rollout_key, (num_steps, 2)),
             )
 
             # 2. Bootstrap values V(final_observation_t), each from the critic

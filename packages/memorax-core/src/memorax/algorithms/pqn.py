@@ -334,9 +334,7 @@ class PQN:
             The new state; ``state.metrics`` holds ``[num_updates]`` arrays
             (``[seeds, num_updates]`` under vmap), see :data:`PQN_METRIC_NAMES`.
         """
-        num_updates = num_iterations(
-            "PQN.train", num_steps, self.config.steps_per_update, "update"
-        )
+        num_updates = num_iterations("PQN.train", num_steps, self.config.steps_per_update, "update")
         metrics = put_replicated(self.data_parallel, _empty_metrics())
         return self._train_jit(key, state.replace(metrics=metrics), num_updates=num_updates)
 
@@ -398,9 +396,9 @@ class PQN:
             )  # fmt: skip
 
             # 1. Rollout: act epsilon-greedily in every env copy, num_steps times.
-            def env_step(runner: tuple, step_key: jax.Array):
+            def env_step(runner: tuple, step_keys: jax.Array):
                 env_state, observation, start, prev_action, prev_reward, carry = runner
-                action_key, env_key = jax.random.split(step_key)
+                action_key, env_key = step_keys
                 carry, q = _apply(
                     network, state.params, observation[:, None], start[:, None], carry,
                     prev_action[:, None], prev_reward[:, None],
@@ -436,7 +434,11 @@ class PQN:
             runner = (state.env_state, state.observation, state.episode_start,
                       state.previous_action, state.previous_reward, state.carry)  # fmt: skip
             runner, rollout = jax.lax.scan(
-                env_step, runner, jax.random.split(rollout_key, num_steps)
+                # Both keys of every step from one split: each split is a loop of
+                # small kernels on CPUs, a visible share of a cheap step.
+                env_step,
+                runner,
+                jax.random.split(rollout_key, (num_steps, 2)),
             )
 
             # 2. Bootstrap max_a Q(final_observation_t, a), each from the carry

@@ -166,6 +166,18 @@ class Wrapper(Environment):
         """The wrapped env's params."""
         return self.env.default_params()
 
+    def step(self, key: jax.Array, state: Any, action: Any, params: Any = None) -> StepResult:
+        """Advances every copy by one step (see :meth:`Environment.step`).
+
+        A wrapper that keeps the wrapped env's action space leaves the action
+        checks to the wrapped env: they run once per step, not once per layer
+        (each discrete range check is a conditional on the device).
+        """
+        if self.action_space is not self.env.action_space:
+            return super().step(key, state, action, params)
+        _check_key(key, self.name, "step")
+        return StepResult(*self._step(key, state, action, params))
+
     def close(self) -> None:
         """Closes the wrapped env."""
         self.env.close()

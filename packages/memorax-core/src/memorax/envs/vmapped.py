@@ -69,11 +69,16 @@ class VmappedEnvironment(Environment):
 
     def _step(self, key: jax.Array, state: Any, action: jax.Array, params: Any) -> tuple:
         params = self._params if params is None else params
-        keys = jax.random.split(key, self.num_envs)
-        return jax.vmap(self._step_and_reset, in_axes=(0, 0, 0, None))(keys, state, action, params)
+        # Every copy's step and reset keys from one split: on CPUs each split is a
+        # loop of small kernels, a visible share of a cheap env's step.
+        keys = jax.random.split(key, (self.num_envs, 2))
+        return jax.vmap(self._step_and_reset, in_axes=(0, 0, 0, 0, None))(
+            keys[:, 0], keys[:, 1], state, action, params
+        )
 
-    def _step_and_reset(self, key: jax.Array, state: Any, action: jax.Array, params: Any):
-        step_key, reset_key = jax.random.split(key)
+    def _step_and_reset(
+        self, step_key: jax.Array, reset_key: jax.Array, state: Any, action: jax.Array, params: Any
+    ):
         observation, next_state, reward, terminated, truncated = self._step_single(
             step_key, state, action, params
         )
