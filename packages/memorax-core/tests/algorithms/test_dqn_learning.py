@@ -34,7 +34,10 @@ def test_truncation_bootstraps_from_final_observation():
         state.params, state.observation[:, None], state.episode_start[:, None]
     )
     assert int(state.metrics["episode_count"].sum()) > 0
-    np.testing.assert_allclose(q, 10.0, atol=1.5)
+    # Max-based targets overestimate a little after this short budget (measured:
+    # up to 11.6); 10 +- 2.5 still excludes the 4.1 of a bootstrap that treats
+    # truncation as termination.
+    np.testing.assert_allclose(q, 10.0, atol=2.5)
 
 
 def layer_norm_block(width: int) -> nn.Module:
