@@ -92,3 +92,17 @@ def train_single_and_sharded(
     }
     jax.effects_barrier()
     return agents["sharded"], results, records
+
+
+def train_two_seeds(agent: Any, train_steps: int) -> tuple[Any, list[Any]]:
+    """Train seeds 0 and 1 of ``agent`` under one ``jax.vmap``.
+
+    Seed 0 uses the keys of :func:`train_single_and_sharded` (init ``key(0)``,
+    train ``key(1)``), so it must equal that run. Returns the stacked state
+    and each seed's state.
+    """
+    init_keys = jax.numpy.stack([jax.random.key(0), jax.random.key(2)])
+    train_keys = jax.numpy.stack([jax.random.key(1), jax.random.key(3)])
+    states = jax.vmap(agent.init)(init_keys)
+    stacked = jax.vmap(agent.train, in_axes=(0, 0, None))(train_keys, states, train_steps)
+    return stacked, [jax.tree.map(lambda x, i=i: x[i], stacked) for i in (0, 1)]

@@ -25,6 +25,7 @@ from .sharded_comparison import (
     max_change,
     spec,
     train_single_and_sharded,
+    train_two_seeds,
 )
 
 NUM_ENVS = 8
@@ -107,15 +108,11 @@ def test_vmap_over_seeds_composes_with_devices(runs):
     """Seeds x devices: seed 0 equal to the single-device run, seed 1 a different run."""
     _, results, _ = runs
     agent = make_agent(NUM_DEVICES)
-    init_keys = jax.numpy.stack([jax.random.key(0), jax.random.key(2)])
-    train_keys = jax.numpy.stack([jax.random.key(1), jax.random.key(3)])
-    states = jax.vmap(agent.init)(init_keys)
-    sharded = jax.vmap(agent.train, in_axes=(0, 0, None))(train_keys, states, TRAIN_STEPS)
+    sharded, seed = train_two_seeds(agent, TRAIN_STEPS)
     # Seeds stay whole on every device; env copies (and their replay) are split.
     assert spec(sharded.observation)[:2] == (None, "data")
     assert spec(jax.tree.leaves(sharded.buffer_state.experience)[0])[:2] == (None, "data")
     assert sharded.metrics["update"].shape == (2, NUM_ITERATIONS)
-    seed = [jax.tree.map(lambda x, i=i: x[i], sharded) for i in (0, 1)]
     assert_trees_close(results["single"].params, seed[0].params)
     assert_metrics_close(results["single"].metrics, seed[0].metrics, METRICS)
     assert max_change(seed[0].params, seed[1].params) > 1e-4

@@ -32,6 +32,7 @@ from .sharded_comparison import (
     max_change,
     spec,
     train_single_and_sharded,
+    train_two_seeds,
 )
 
 NUM_ENVS = 8
@@ -121,16 +122,12 @@ def test_sharded_training_is_deterministic_for_a_fixed_key(runs):
 def test_vmap_over_seeds_composes_with_devices(runs):
     """Seeds x devices: seed 0 equal to the single-device run, seed 1 a different run."""
     agent, results, _ = runs
-    init_keys = jax.numpy.stack([jax.random.key(0), jax.random.key(2)])
-    train_keys = jax.numpy.stack([jax.random.key(1), jax.random.key(3)])
-    states = jax.vmap(agent.init)(init_keys)
-    sharded = jax.vmap(agent.train, in_axes=(0, 0, None))(train_keys, states, TRAIN_STEPS)
+    sharded, seed = train_two_seeds(agent, TRAIN_STEPS)
     # Seeds stay whole on every device; env copies and their replay are split.
     assert spec(sharded.observation)[:2] == (None, "data")
     assert spec(jax.tree.leaves(sharded.buffer_state.experience)[0])[:2] == (None, "data")
     assert spec(jax.tree.leaves(sharded.critic_carry)[0])[:3] == (None, None, "data")
     assert sharded.metrics["update"].shape == (2, NUM_ITERATIONS)
-    seed = [jax.tree.map(lambda x, i=i: x[i], sharded) for i in (0, 1)]
     assert_trees_close(results["single"].actor_params, seed[0].actor_params)
     assert_trees_close(results["single"].critic_params, seed[0].critic_params)
     assert_metrics_close(results["single"].metrics, seed[0].metrics, METRICS)
