@@ -110,20 +110,24 @@ def test_user_env_creator_and_worker_exception_message_reach_the_user():
         observation, state = env.reset(jax.random.key(0), params)
         np.testing.assert_allclose(observation, np.ones((2, 3)))
         state = env.step(jax.random.key(1), state, jnp.zeros(2, jnp.int32), params).state
-        with pytest.raises(jax.errors.JaxRuntimeError, match="custom simulator exploded at t=2"):
+        # A RuntimeError either way: JaxRuntimeError from a compiled call, the
+        # bridge's HostEnvironmentError itself where newer JAX re-raises it.
+        with pytest.raises(RuntimeError, match="custom simulator exploded at t=2"):
             jax.block_until_ready(env.step(jax.random.key(2), state, jnp.zeros(2, jnp.int32)))
     finally:
         env.close()
 
 
 def test_dead_worker_is_an_error_not_a_hang():
-    env, params = make("pufferlib::CartPole-v1", num_envs=2, backend="Multiprocessing")
+    env, params = make(
+        "pufferlib::CartPole-v1", num_envs=2, backend="Multiprocessing", num_workers=1
+    )
     try:
         _, state = env.reset(jax.random.key(0), params)
         (worker,) = env._host.vecenv.processes
         os.kill(worker.pid, signal.SIGKILL)
         worker.join(timeout=10)
-        with pytest.raises(jax.errors.JaxRuntimeError, match=r"worker process \d+ died"):
+        with pytest.raises(RuntimeError, match=r"worker process \d+ died"):
             jax.block_until_ready(env.step(jax.random.key(1), state, jnp.zeros(2, jnp.int32)))
     finally:
         env.close()

@@ -37,6 +37,7 @@ callback runs.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import threading
 from typing import Any, NamedTuple, Protocol
 
@@ -198,7 +199,12 @@ class CallbackEnvironment(Environment):
         if self._closed:
             return
         # Dispatch is asynchronous: let callbacks already queued finish first.
-        jax.effects_barrier()
+        # A failed host call was already raised to its own program's caller.
+        # On GPUs JAX keeps the error for the next barrier too (seen on an
+        # H200, jax 0.11.2), where it would be re-raised here as if new and
+        # leave the host env (and its subprocesses) running.
+        with contextlib.suppress(Exception):
+            jax.effects_barrier()
         with self._lock:
             self._closed = True
             atexit.unregister(self.close)
