@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 
 import gymnasium
 import jax
@@ -146,3 +148,22 @@ def test_bad_backend_and_worker_count_are_clear_errors():
         make("pufferlib::CartPole-v1", backend="Ray")
     with pytest.raises(ValueError, match="must be positive and divide num_envs=4"):
         make("pufferlib::CartPole-v1", num_envs=4, backend="Multiprocessing", num_workers=3)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_default_workers_count_only_the_cores_this_process_may_use():
+    """A process allowed one core gets one worker, whatever the machine has.
+
+    Run in a child process whose CPU affinity is really narrowed to one core:
+    counting the machine's cores there would start busy-waiting workers that
+    outnumber the usable cores, where PufferLib's rate collapses.
+    """
+    script = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from memorax_envs_callback.pufferlib import _default_workers, _usable_cores; "
+        "print(_usable_cores(), _default_workers(8), _default_workers(7))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split() == ["1", "1", "1"]

@@ -20,7 +20,7 @@ Every step is two hand-offs between busy-waiting processes, so as soon as
 runnable processes outnumber cores each hand-off waits for a scheduler time
 slice: with 2 workers on a 2-core machine the raw vector env ran at about 1%
 of Serial's rate. The default ``num_workers`` therefore leaves a core to the
-learner (``physical cores - 1``, at least 1), and the bridge waits for
+learner (usable physical cores - 1, at least 1), and the bridge waits for
 workers by spinning briefly and then sleeping in short naps, which gives the
 core back to them.
 """
@@ -255,11 +255,23 @@ class PufferHostEnv:
             process.join(timeout=5)
 
 
-def _default_workers(num_envs: int) -> int:
+def _usable_cores() -> int:
+    """Physical cores this process may run on (at most its CPU affinity allows).
+
+    A container's cpuset or ``taskset`` can allow far fewer cores than the
+    machine has, and PufferLib's spinning workers collapse when they outnumber
+    the cores (seen: 16 cores, 2 allowed, about 1% of Serial's rate with
+    workers counted from the machine).
+    """
     import psutil
 
-    cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    workers = max(1, min(num_envs, cores - 1))
+    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 0
+    allowed = allowed or os.cpu_count() or 1
+    return min(psutil.cpu_count(logical=False) or allowed, allowed)
+
+
+def _default_workers(num_envs: int) -> int:
+    workers = max(1, min(num_envs, _usable_cores() - 1))
     while num_envs % workers:
         workers -= 1
     return workers
@@ -281,7 +293,8 @@ def make_pufferlib(
         num_envs: copies stepped together.
         backend: ``"Serial"`` (this process) or ``"Multiprocessing"`` (worker processes).
         num_workers: Multiprocessing workers; must divide ``num_envs``. Defaults
-            to ``physical cores - 1`` (at least 1), reduced to a divisor of ``num_envs``.
+            to the physical cores this process may use (its CPU affinity) minus 1,
+            at least 1, reduced to a divisor of ``num_envs``.
         env_creator: ``env_creator(**kwargs)`` returns a gymnasium env; defaults
             to ``gymnasium.make(env_id, **kwargs)``.
         **kwargs: passed to the env creator, e.g. ``max_episode_steps``.
