@@ -167,3 +167,29 @@ def test_default_workers_count_only_the_cores_this_process_may_use():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert result.stdout.split() == ["1", "1", "1"]
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="needs Linux CPU affinity")
+def test_the_wait_for_workers_naps_only_when_they_outnumber_the_free_cores():
+    """Spinning while a worker needs the same core starves it; with cores to spare it is fastest.
+
+    A child process narrowed to one core must nap (its one worker needs that
+    core); this process spins when it has a core for the worker and one for itself.
+    """
+    script = (
+        "import os; os.sched_setaffinity(0, {min(os.sched_getaffinity(0))}); "
+        "from memorax.envs import make; "
+        "env, _ = make('pufferlib::CartPole-v1', num_envs=2, backend='Multiprocessing', "
+        "num_workers=1); print(env._host._nap_while_waiting); env.close()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert result.stdout.split()[-1] == "True"
+    from memorax_envs_callback.pufferlib import _usable_cores
+
+    env, _ = make("pufferlib::CartPole-v1", num_envs=2, backend="Multiprocessing", num_workers=1)
+    try:
+        assert env._host._nap_while_waiting == (_usable_cores() < 2)
+    finally:
+        env.close()

@@ -20,9 +20,10 @@ Every step is two hand-offs between busy-waiting processes, so as soon as
 runnable processes outnumber cores each hand-off waits for a scheduler time
 slice: with 2 workers on a 2-core machine the raw vector env ran at about 1%
 of Serial's rate. The default ``num_workers`` therefore leaves a core to the
-learner (usable physical cores - 1, at least 1), and the bridge waits for
-workers by spinning briefly and then sleeping in short naps, which gives the
-core back to them.
+learner (usable physical cores - 1, at least 1). The bridge waits for
+workers by spinning when every worker and this process have a core each,
+and otherwise by spinning briefly and then sleeping in short naps, which
+gives the core back to them.
 """
 
 from __future__ import annotations
@@ -183,6 +184,10 @@ class PufferHostEnv:
         self.observation_space = convert_space(observation_space, env_name, "observation")
         self.action_space = convert_space(action_space, env_name, "action")
         self._processes = list(getattr(vecenv, "processes", ()))
+        # With a core for every worker and one for this process, waiting by
+        # spinning costs nothing and wakes at once; otherwise spinning would
+        # take the core a worker needs, so the wait naps after a short spin.
+        self._nap_while_waiting = len(self._processes) + 1 > _usable_cores()
         # The bridge validates actions; PufferLib's one-off check rejects Box
         # actions outside the bounds, which gymnasium envs clip themselves.
         vecenv.initialized = True
@@ -237,7 +242,7 @@ class PufferHostEnv:
         next_check = start + _LIVENESS_SECONDS
         while not np.all(semaphores >= MAIN):
             now = time.perf_counter()
-            if now - start > _SPIN_SECONDS:
+            if self._nap_while_waiting and now - start > _SPIN_SECONDS:
                 time.sleep(_NAP_SECONDS)
             if now > next_check:
                 next_check = now + _LIVENESS_SECONDS
