@@ -53,20 +53,24 @@ def timed(function, *args):
     return time.perf_counter() - start, time.process_time() - start_cpu
 
 
-def train_rate(agent: PPO, num_seeds: int, num_steps: int) -> tuple[float, float, float]:
-    """(compile seconds, env steps per second and per CPU second, all seeds) of one train call."""
+def compile_train(agent: PPO, num_seeds: int, num_steps: int):
+    """(compile seconds, a zero-argument call) of ``agent.train``, 1 seed or vmapped."""
     if num_seeds == 1:
         train = jax.jit(agent.train, static_argnums=2)
-        keys, init_keys = jax.random.key(1), jax.random.key(0)
-        states = agent.init(init_keys)
+        keys, states = jax.random.key(1), agent.init(jax.random.key(0))
     else:
         train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
         keys = jax.random.split(jax.random.key(1), num_seeds)
         states = jax.vmap(agent.init)(jax.random.split(jax.random.key(0), num_seeds))
     start = time.perf_counter()
     compiled = train.lower(keys, states, num_steps).compile()
-    compile_seconds = time.perf_counter() - start
-    seconds, cpu_seconds = timed(compiled, keys, states)
+    return time.perf_counter() - start, lambda: compiled(keys, states)
+
+
+def train_rate(agent: PPO, num_seeds: int, num_steps: int) -> tuple[float, float, float]:
+    """(compile seconds, env steps per second and per CPU second, all seeds) of one train call."""
+    compile_seconds, call = compile_train(agent, num_seeds, num_steps)
+    seconds, cpu_seconds = timed(call)
     total = num_seeds * num_steps
     return compile_seconds, total / seconds, total / cpu_seconds
 

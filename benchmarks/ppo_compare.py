@@ -15,47 +15,12 @@ import argparse
 import os
 import statistics
 import sys
-import time
 
 import jax
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import ppo
 import ppo_reference
-
-
-def compiled_memorax(num_seeds: int, num_steps: int):
-    """(compile seconds, a zero-argument call) of Memorax PPO's train."""
-    agent = ppo.make_agent("mlp")
-    if num_seeds == 1:
-        train = jax.jit(agent.train, static_argnums=2)
-        keys, states = jax.random.key(1), agent.init(jax.random.key(0))
-    else:
-        train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
-        keys = jax.random.split(jax.random.key(1), num_seeds)
-        states = jax.vmap(agent.init)(jax.random.split(jax.random.key(0), num_seeds))
-    start = time.perf_counter()
-    compiled = train.lower(keys, states, num_steps).compile()
-    return time.perf_counter() - start, lambda: compiled(keys, states)
-
-
-def compiled_reference(num_seeds: int, num_steps: int):
-    """(compile seconds, a zero-argument call) of the single-file PPO."""
-    train = ppo_reference.make_train(num_steps // (ppo.NUM_ENVS * ppo.NUM_STEPS))
-    if num_seeds == 1:
-        keys = jax.random.key(0)
-    else:
-        train, keys = jax.vmap(train), jax.random.split(jax.random.key(0), num_seeds)
-    start = time.perf_counter()
-    compiled = jax.jit(train).lower(keys).compile()
-    return time.perf_counter() - start, lambda: compiled(keys)
-
-
-def seconds(call) -> float:
-    """Wall seconds of ``call()`` with its result ready."""
-    start = time.perf_counter()
-    jax.block_until_ready(call())
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -73,15 +38,15 @@ def main() -> None:
     print("|---|---|---|---|---|---|")
     for num_seeds in (1, args.seeds):
         programs = {
-            "Memorax PPO": compiled_memorax(num_seeds, steps),
-            "single-file PPO": compiled_reference(num_seeds, steps),
+            "Memorax PPO": ppo.compile_train(ppo.make_agent("mlp"), num_seeds, steps),
+            "single-file PPO": ppo_reference.compile_train(num_seeds, steps // per_update),
         }
         rates: dict[str, list[float]] = {name: [] for name in programs}
         for _, call in programs.values():
-            seconds(call)  # a warm call first: page faults, thread pool start-up
+            ppo_reference.timed(call)  # a warm call first: page faults, thread pool start-up
         for _ in range(args.rounds):
             for name, (_, call) in programs.items():
-                rates[name].append(num_seeds * steps / seconds(call))
+                rates[name].append(num_seeds * steps / ppo_reference.timed(call))
         medians = {name: statistics.median(values) for name, values in rates.items()}
         ratio = medians["Memorax PPO"] / medians["single-file PPO"]
         for name, (compile_seconds, _) in programs.items():

@@ -136,6 +136,18 @@ def make_train(num_updates: int):
     return train
 
 
+def compile_train(num_seeds: int, num_updates: int):
+    """(compile seconds, a zero-argument call) of ``num_updates`` updates, 1 seed or vmapped."""
+    train = make_train(num_updates)
+    if num_seeds == 1:
+        keys = jax.random.key(0)
+    else:
+        train, keys = jax.vmap(train), jax.random.split(jax.random.key(0), num_seeds)
+    start = time.perf_counter()
+    compiled = jax.jit(train).lower(keys).compile()
+    return time.perf_counter() - start, lambda: compiled(keys)
+
+
 def timed(function, *args) -> float:
     """Wall seconds of ``function(*args)`` with its result ready."""
     start = time.perf_counter()
@@ -157,16 +169,9 @@ def main() -> None:
     print("|---|---|---|---|---|")
     single_rate = None
     for seeds in (1, args.seeds):
-        train = make_train(num_updates)
-        if seeds == 1:
-            keys = jax.random.key(0)
-        else:
-            train, keys = jax.vmap(train), jax.random.split(jax.random.key(0), seeds)
-        start = time.perf_counter()
-        compiled = jax.jit(train).lower(keys).compile()
-        compile_seconds = time.perf_counter() - start
-        timed(compiled, keys)  # a warm run first: page faults, thread pool start-up
-        rate = seeds * steps / timed(compiled, keys)
+        compile_seconds, call = compile_train(seeds, num_updates)
+        timed(call)  # a warm run first: page faults, thread pool start-up
+        rate = seeds * steps / timed(call)
         single_rate = single_rate or rate
         print(f"| single-file PPO | {seeds} | {compile_seconds:.1f} | {rate:,.0f} | "
               f"{rate / single_rate:.2f} |")  # fmt: skip
