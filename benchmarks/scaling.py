@@ -81,6 +81,7 @@ def main() -> None:
         GRU,
         MLP,
         Categorical,
+        Dense,
         DiscreteQNetwork,
         FeatureExtractor,
         Network,
@@ -96,7 +97,7 @@ def main() -> None:
 
     def layer_norm_q_network() -> Network:
         def block() -> nn.Module:
-            return nn.Sequential([nn.Dense(64), nn.LayerNorm(), nn.relu])
+            return nn.Sequential([Dense(64), nn.LayerNorm(), nn.relu])
 
         return Network(FeatureExtractor(block()), block(), DiscreteQNetwork(2))
 

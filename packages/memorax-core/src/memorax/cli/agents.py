@@ -27,6 +27,7 @@ from memorax.networks import (
     MLP,
     SEQUENCE_MODELS,
     Categorical,
+    Dense,
     DiscreteQNetwork,
     FeatureExtractor,
     Gaussian,
@@ -158,7 +159,7 @@ def build_q_network(env: Environment, torso: str, hidden_size: int) -> Network:
         raise ValueError(
             f"Q-learning agents need Discrete actions; {env.name} has {space}. Use --algo ppo."
         )
-    observation = nn.Sequential([nn.Dense(hidden_size), nn.LayerNorm(), nn.relu])
+    observation = nn.Sequential([Dense(hidden_size), nn.LayerNorm(), nn.relu])
     if torso == "mlp":
         extractor = FeatureExtractor(observation)
         return Network(extractor, MLP((hidden_size,)), DiscreteQNetwork(space.n))

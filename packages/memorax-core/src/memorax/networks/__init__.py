@@ -10,6 +10,7 @@ from memorax.networks.attention import MultiHeadAttention
 from memorax.networks.blocks import FFN, GatedResidual, PreNorm, Residual, Stack
 from memorax.networks.causal_conv import CausalConv
 from memorax.networks.chunked_linear_attention import chunked_linear_attention
+from memorax.networks.dense import Dense
 from memorax.networks.feature_extractor import FeatureExtractor
 from memorax.networks.ffm import FFM
 from memorax.networks.gru import GRU
@@ -54,6 +55,7 @@ __all__ = [
     "Categorical",
     "CausalConv",
     "ContinuousQNetwork",
+    "Dense",
     "DiscreteQNetwork",
     "FeatureExtractor",
     "GatedResidual",

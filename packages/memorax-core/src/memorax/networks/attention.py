@@ -9,6 +9,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.sequence_model import (
     SequenceModel,
     check_head_dim,
@@ -110,9 +111,9 @@ class MultiHeadAttention(SequenceModel):
         batch, steps = inputs.shape[:2]
         window = self.context_length
         shape = (batch, steps, self.num_heads, head_dim)
-        query = jnp.reshape(nn.Dense(self.features, name="query")(inputs), shape)
-        key = jnp.reshape(nn.Dense(self.features, name="key")(inputs), shape)
-        value = jnp.reshape(nn.Dense(self.features, name="value")(inputs), shape)
+        query = jnp.reshape(Dense(self.features, name="query")(inputs), shape)
+        key = jnp.reshape(Dense(self.features, name="key")(inputs), shape)
+        value = jnp.reshape(Dense(self.features, name="value")(inputs), shape)
 
         positions, next_position = episode_positions(episode_starts, carry["position"])
         if self.positional == "rope":
@@ -142,7 +143,7 @@ class MultiHeadAttention(SequenceModel):
         logits = jnp.where(allowed[:, None], logits, -1e30)
         weights = jax.nn.softmax(logits, axis=-1)
         attended = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
-        outputs = nn.Dense(self.features, name="out")(jnp.reshape(attended, (batch, steps, -1)))
+        outputs = Dense(self.features, name="out")(jnp.reshape(attended, (batch, steps, -1)))
 
         new_carry = {
             "keys": keys[:, steps:],

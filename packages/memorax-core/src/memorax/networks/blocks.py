@@ -4,7 +4,7 @@ Each block is a :class:`SequenceModel` whose carry is that of what it wraps
 (``None`` for a plain module), so a transformer torso is a :class:`Stack` of
 blocks, e.g. GPT-2 style::
 
-    Stack([nn.Dense(d)] + [
+    Stack([Dense(d)] + [
         block
         for _ in range(layers)
         for block in (
@@ -26,6 +26,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.sequence_model import (
     Carry,
     SequenceModel,
@@ -124,13 +125,13 @@ class GatedResidual(SequenceModel):
                 f"GatedResidual needs its layer to keep the shape {tuple(inputs.shape)}, got "
                 f"{tuple(y.shape)}; project to the layer's width before the block."
             )
-        from_y = nn.Dense(3 * width, use_bias=False, name="W")(y)
+        from_y = Dense(3 * width, use_bias=False, name="W")(y)
         w_r, w_z, w_g = jnp.split(from_y, 3, axis=-1)
-        u_rz = nn.Dense(2 * width, name="U_rz")(inputs)
+        u_rz = Dense(2 * width, name="U_rz")(inputs)
         u_r, u_z = jnp.split(u_rz, 2, axis=-1)
         r = jax.nn.sigmoid(w_r + u_r)
         z = jax.nn.sigmoid(w_z + u_z - self.gate_bias)
-        h = jnp.tanh(w_g + nn.Dense(width, use_bias=False, name="U_g")(r * inputs))
+        h = jnp.tanh(w_g + Dense(width, use_bias=False, name="U_g")(r * inputs))
         return carry, (1.0 - z) * inputs + z * h
 
     @nn.nowrap
@@ -167,5 +168,5 @@ class FFN(nn.Module):
 
     @nn.compact
     def __call__(self, inputs: jax.Array) -> jax.Array:
-        x = self.activation(nn.Dense(self.hidden_features, name="hidden")(inputs))
-        return nn.Dense(inputs.shape[-1], name="out")(x)
+        x = self.activation(Dense(self.hidden_features, name="hidden")(inputs))
+        return Dense(inputs.shape[-1], name="out")(x)

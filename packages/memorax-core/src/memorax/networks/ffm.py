@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.linear_recurrence import linear_recurrence
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -46,17 +47,15 @@ class FFM(SequenceModel):
         )
         decay = jnp.exp(-jnp.abs(alpha)[:, None] + 1j * omega[None, :])  # [m, c]
 
-        gated = nn.Dense(m, name="pre")(inputs) * jax.nn.sigmoid(
-            nn.Dense(m, name="input_gate")(inputs)
-        )
+        gated = Dense(m, name="pre")(inputs) * jax.nn.sigmoid(Dense(m, name="input_gate")(inputs))
         update = jnp.broadcast_to(gated[..., None], (*gated.shape, c)).astype(jnp.complex64)
         states = linear_recurrence(decay, update, carry, episode_starts)  # [B, T, m, c]
 
         trace = jnp.concatenate([states.real, states.imag], axis=-1)
         trace = jnp.reshape(trace, (*trace.shape[:2], 2 * m * c))
-        mixed = nn.LayerNorm(name="norm")(nn.Dense(self.features, name="mix")(trace))
-        gate = jax.nn.sigmoid(nn.Dense(self.features, name="output_gate")(inputs))
-        skip = nn.Dense(self.features, name="skip")(inputs)
+        mixed = nn.LayerNorm(name="norm")(Dense(self.features, name="mix")(trace))
+        gate = jax.nn.sigmoid(Dense(self.features, name="output_gate")(inputs))
+        skip = Dense(self.features, name="skip")(inputs)
         return states[:, -1], mixed * gate + skip * (1.0 - gate)
 
     @nn.nowrap

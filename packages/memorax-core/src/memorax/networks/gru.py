@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.recurrent_scan import recurrent_scan
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -26,7 +27,7 @@ class GRU(SequenceModel):
     ) -> tuple[jax.Array, jax.Array]:
         check_sequence_inputs("GRU", inputs, episode_starts)
         size = self.features
-        projected = nn.Dense(3 * size, name="input")(inputs)
+        projected = Dense(3 * size, name="input")(inputs)
         recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (size, 3 * size))
         candidate_bias = self.param("candidate_bias", nn.initializers.zeros_init(), (size,))
 

@@ -13,6 +13,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.distributions import Categorical as CategoricalDistribution
 from memorax.networks.distributions import DiagonalGaussian
 from memorax.networks.distributions import SquashedGaussian as SquashedGaussianDistribution
@@ -20,7 +21,7 @@ from memorax.networks.mlp import MLP
 
 
 def _dense(features: int, scale: float) -> nn.Dense:
-    return nn.Dense(features, kernel_init=nn.initializers.orthogonal(scale))
+    return Dense(features, kernel_init=nn.initializers.orthogonal(scale))
 
 
 class Categorical(nn.Module):

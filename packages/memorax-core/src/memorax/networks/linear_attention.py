@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.chunked_linear_attention import chunked_linear_attention
+from memorax.networks.dense import Dense
 from memorax.networks.sequence_model import (
     SequenceModel,
     check_head_dim,
@@ -38,16 +39,16 @@ class LinearAttention(SequenceModel):
         check_sequence_inputs("LinearAttention", inputs, episode_starts)
         head_dim = check_head_dim("LinearAttention", self.features, self.num_heads)
         shape = (*inputs.shape[:2], self.num_heads, head_dim)
-        query = jax.nn.elu(jnp.reshape(nn.Dense(self.features, name="query")(inputs), shape)) + 1
-        key = jax.nn.elu(jnp.reshape(nn.Dense(self.features, name="key")(inputs), shape)) + 1
-        value = jnp.reshape(nn.Dense(self.features, name="value")(inputs), shape)
+        query = jax.nn.elu(jnp.reshape(Dense(self.features, name="query")(inputs), shape)) + 1
+        key = jax.nn.elu(jnp.reshape(Dense(self.features, name="key")(inputs), shape)) + 1
+        value = jnp.reshape(Dense(self.features, name="value")(inputs), shape)
         value = jnp.concatenate([value, jnp.ones((*shape[:3], 1), value.dtype)], axis=-1)
         no_decay = jnp.zeros(shape[:3], inputs.dtype)
         carry, read = chunked_linear_attention(
             query, key, value, no_decay, episode_starts, carry, self.chunk_size
         )
         heads = read[..., :head_dim] / (read[..., head_dim:] + self.epsilon)
-        outputs = nn.Dense(self.features, name="out")(jnp.reshape(heads, (*inputs.shape[:2], -1)))
+        outputs = Dense(self.features, name="out")(jnp.reshape(heads, (*inputs.shape[:2], -1)))
         return carry, outputs
 
     @nn.nowrap

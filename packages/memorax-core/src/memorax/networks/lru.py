@@ -8,6 +8,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.linear_recurrence import linear_recurrence
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -71,7 +72,7 @@ class LRU(SequenceModel):
         driven = (inputs @ b_re + 1j * (inputs @ b_im)) * jnp.exp(gamma_log)
         states = linear_recurrence(eigenvalues, driven, carry, episode_starts)
         outputs = states.real @ c_re - states.imag @ c_im
-        outputs = outputs + nn.Dense(self.features, use_bias=False, name="D")(inputs)
+        outputs = outputs + Dense(self.features, use_bias=False, name="D")(inputs)
         return states[:, -1], outputs
 
     @nn.nowrap

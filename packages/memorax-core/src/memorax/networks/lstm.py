@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.recurrent_scan import recurrent_scan
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -33,7 +34,7 @@ class LSTM(SequenceModel):
         def bias_init(key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
             return jnp.zeros(shape, dtype).at[size : 2 * size].set(1.0)
 
-        projected = nn.Dense(4 * size, bias_init=bias_init, name="input")(inputs)
+        projected = Dense(4 * size, bias_init=bias_init, name="input")(inputs)
         recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (size, 4 * size))
 
         def cell(

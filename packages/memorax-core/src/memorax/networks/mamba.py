@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from memorax.networks.causal_conv import CausalConv
 from memorax.networks.chunked_linear_attention import chunked_linear_attention
+from memorax.networks.dense import Dense
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
 
@@ -59,7 +60,7 @@ class Mamba(SequenceModel):
         inner, n = self._inner, self.state_size
         heads = inner // self.head_dim
         batch, steps = inputs.shape[:2]
-        projected = nn.Dense(2 * inner + 2 * n + heads, name="in")(inputs)
+        projected = Dense(2 * inner + 2 * n + heads, name="in")(inputs)
         gate, xbc, dt = jnp.split(projected, [inner, 2 * inner + 2 * n], axis=-1)
         conv_carry, xbc = CausalConv(inner + 2 * n, self.conv_kernel, name="conv")(
             xbc, episode_starts, carry["conv"]
@@ -91,7 +92,7 @@ class Mamba(SequenceModel):
         )
         y = y + skip[:, None] * x
         y = jnp.reshape(y, (batch, steps, inner)) * jax.nn.silu(gate)
-        outputs = nn.Dense(self.features, name="out")(nn.RMSNorm(name="norm")(y))
+        outputs = Dense(self.features, name="out")(nn.RMSNorm(name="norm")(y))
         return {"conv": conv_carry, "ssm": ssm}, outputs
 
     @nn.nowrap

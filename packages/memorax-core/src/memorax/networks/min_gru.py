@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.linear_recurrence import linear_recurrence
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -25,8 +26,8 @@ class MinGRU(SequenceModel):
         self, inputs: jax.Array, episode_starts: jax.Array, carry: jax.Array
     ) -> tuple[jax.Array, jax.Array]:
         check_sequence_inputs("MinGRU", inputs, episode_starts)
-        gate = jax.nn.sigmoid(nn.Dense(self.features, name="gate")(inputs))
-        candidate = nn.Dense(self.features, name="candidate")(inputs)
+        gate = jax.nn.sigmoid(Dense(self.features, name="gate")(inputs))
+        candidate = Dense(self.features, name="candidate")(inputs)
         states = linear_recurrence(1.0 - gate, gate * candidate, carry, episode_starts)
         return states[:, -1], states
 

@@ -9,6 +9,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
+
 
 class MLP(nn.Module):
     """Dense layers with an activation after each, orthogonally initialised.
@@ -27,7 +29,7 @@ class MLP(nn.Module):
         x = jnp.reshape(inputs, (*inputs.shape[: self.num_batch_axes], -1))
         x = x.astype(jnp.float32)
         for width in self.features:
-            x = nn.Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x)
+            x = Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x)
             x = self.activation(x)
         return x
 

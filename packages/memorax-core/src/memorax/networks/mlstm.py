@@ -10,6 +10,7 @@ import jax.numpy as jnp
 
 from memorax.networks.causal_conv import CausalConv
 from memorax.networks.chunked_linear_attention import chunked_linear_attention
+from memorax.networks.dense import Dense
 from memorax.networks.sequence_model import (
     SequenceModel,
     check_head_dim,
@@ -51,22 +52,22 @@ class MLSTM(SequenceModel):
         check_sequence_inputs("MLSTM", inputs, episode_starts)
         head_dim = check_head_dim("MLSTM", self.features, self.num_heads)
         shape = (*inputs.shape[:2], self.num_heads, head_dim)
-        x = nn.Dense(self.features, name="in")(inputs)
+        x = Dense(self.features, name="in")(inputs)
         conv_carry, conv = CausalConv(self.features, self.conv_kernel, name="conv")(
             x, episode_starts, carry["conv"]
         )
         conv = jax.nn.silu(conv)
-        query = jnp.reshape(nn.Dense(self.features, name="query")(conv), shape)
-        key = jnp.reshape(nn.Dense(self.features, name="key")(conv), shape) / math.sqrt(head_dim)
-        value = jnp.reshape(nn.Dense(self.features, name="value")(x), shape)
+        query = jnp.reshape(Dense(self.features, name="query")(conv), shape)
+        key = jnp.reshape(Dense(self.features, name="key")(conv), shape) / math.sqrt(head_dim)
+        value = jnp.reshape(Dense(self.features, name="value")(x), shape)
 
         def forget_bias(_key: jax.Array, shape: tuple[int, ...], dtype=jnp.float32) -> jax.Array:
             # Forget gates start near 1 (sigma(3..6)), so memories persist early on.
             return jnp.linspace(3.0, 6.0, shape[0], dtype=dtype)
 
-        forget = nn.Dense(self.num_heads, bias_init=forget_bias, name="forget_gate")(inputs)
+        forget = Dense(self.num_heads, bias_init=forget_bias, name="forget_gate")(inputs)
         cap = self.input_gate_cap
-        input_gate = nn.Dense(self.num_heads, name="input_gate")(inputs)
+        input_gate = Dense(self.num_heads, name="input_gate")(inputs)
         input_gate = jnp.exp(cap * jnp.tanh(input_gate / cap))
         values = jnp.concatenate([value, jnp.ones((*shape[:3], 1), value.dtype)], axis=-1)
         memory, read = chunked_linear_attention(
@@ -81,8 +82,8 @@ class MLSTM(SequenceModel):
         heads = read[..., :head_dim] / jnp.maximum(jnp.abs(read[..., head_dim:]), 1.0)
         heads = nn.LayerNorm(use_bias=False, name="head_norm")(heads)  # per-head norm
         heads = jnp.reshape(heads, (*inputs.shape[:2], -1))
-        output_gate = jax.nn.sigmoid(nn.Dense(self.features, name="output_gate")(inputs))
-        outputs = nn.Dense(self.features, name="out")(heads * output_gate)
+        output_gate = jax.nn.sigmoid(Dense(self.features, name="output_gate")(inputs))
+        outputs = Dense(self.features, name="out")(heads * output_gate)
         return {"conv": conv_carry, "memory": memory}, outputs
 
     @nn.nowrap

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from memorax.networks.dense import Dense
 from memorax.networks.recurrent_scan import recurrent_scan
 from memorax.networks.sequence_model import (
     SequenceModel,
@@ -43,7 +44,7 @@ class SLSTM(SequenceModel):
             # Gate order z, i, f, o; forget gates start open.
             return jnp.zeros(shape, dtype).at[2 * size : 3 * size].set(3.0)
 
-        projected = nn.Dense(4 * size, bias_init=bias_init, name="input")(inputs)
+        projected = Dense(4 * size, bias_init=bias_init, name="input")(inputs)
         recurrent = self.param(
             "recurrent_kernel", nn.initializers.orthogonal(), (heads, head_dim, 4 * head_dim)
         )

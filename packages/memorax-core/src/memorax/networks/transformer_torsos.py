@@ -8,6 +8,7 @@ import flax.linen as nn
 
 from memorax.networks.attention import MultiHeadAttention
 from memorax.networks.blocks import FFN, GatedResidual, PreNorm, Residual, Stack
+from memorax.networks.dense import Dense
 
 
 def gpt2_torso(
@@ -21,7 +22,7 @@ def gpt2_torso(
 
     ``[B, T, F] -> [B, T, features]``; the first layer projects to ``features``.
     """
-    layers: list[nn.Module] = [nn.Dense(features)]
+    layers: list[nn.Module] = [Dense(features)]
     for _ in range(num_layers):
         attention = MultiHeadAttention(features, num_heads, context_length, positional)
         layers += [Residual(PreNorm(attention)), Residual(PreNorm(FFN(4 * features)))]
@@ -40,7 +41,7 @@ def gtrxl_torso(
 
     ``[B, T, F] -> [B, T, features]``; the first layer projects to ``features``.
     """
-    layers: list[nn.Module] = [nn.Dense(features)]
+    layers: list[nn.Module] = [Dense(features)]
     for _ in range(num_layers):
         attention = MultiHeadAttention(features, num_heads, context_length, positional)
         layers += [
