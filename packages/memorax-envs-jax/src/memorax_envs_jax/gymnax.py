@@ -3,12 +3,23 @@
 gymnax merges time limits into ``done``. Its ``is_terminal`` checks
 ``params.max_steps_in_episode``, so the true terminal condition is recovered
 by asking ``is_terminal`` again with the time limit lifted: ``terminated``
-is that condition and ``truncated`` is any other end of episode.
+is that condition and ``truncated`` is any other end of episode. MinAtar's
+Breakout and SpaceInvaders store that merged ``done`` in their state, so they
+are stepped with the limit lifted and the limit is applied afterwards.
+
+For a few ids ``max_steps_in_episode`` is not a limit laid over the task but
+the task's own fixed length (bsuite's DiscountingChain, MinAtar's Freeway
+game timer, the meta-RL trials of the ``misc`` bandits, point robot and
+maze). Nothing follows their last step, so reaching it is ``terminated``;
+:data:`FIXED_HORIZON_IDS` lists them with the reason. Any other id,
+including one a later gymnax adds, keeps the time-limit reading.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 import jax.numpy as jnp
@@ -17,9 +28,29 @@ from memorax.envs import Box, Namespace, Space, VmappedEnvironment, install_comm
 from memorax_envs_jax.gymnax_spaces import convert_space
 from memorax_envs_jax.params import split_params_kwargs
 
-__all__ = ["NAMESPACE", "make_gymnax"]
+__all__ = ["FIXED_HORIZON_IDS", "NAMESPACE", "make_gymnax"]
 
 _NO_TIME_LIMIT = 2**30
+
+FIXED_HORIZON_IDS: Mapping[str, str] = MappingProxyType(
+    {
+        "DiscountingChain-bsuite": "bsuite returns dm_env.termination after its fixed n_steps",
+        "Freeway-MinAtar": "MinAtar's own 2500-frame game timer ends the game",
+        "BernoulliBandit-misc": "a meta-RL trial of a fixed number of pulls (Wang et al. 2017)",
+        "GaussianBandit-misc": "a meta-RL trial of a fixed lifetime (Lange & Sprekeler 2022)",
+        "PointRobot-misc": "a fixed-length meta-RL trial with one goal (Dorfman et al. 2021)",
+        "MetaMaze-misc": "a fixed-length meta-RL trial with one goal (Miconi et al. 2019)",
+    }
+)
+"""gymnax ids whose ``max_steps_in_episode`` is the task's own length, with why.
+
+Reaching it ends these episodes with ``terminated=True, truncated=False``:
+bootstrapping past it would value steps the task does not have.
+"""
+
+# gymnax 0.0.9 envs whose step writes the merged ``done`` (time limit
+# included) into ``state.terminal``, which their ``is_terminal`` then reads.
+_DONE_STORED_IN_STATE = frozenset({"Breakout-MinAtar", "SpaceInvaders-MinAtar"})
 
 
 def _observation_space(env_id: str, env: Any, params: Any) -> Space:
@@ -57,18 +88,30 @@ def make_gymnax(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnvir
     )
     env, default_params = gymnax.make(env_id, **constructor_kwargs)
     params = default_params.replace(**params_kwargs) if params_kwargs else default_params
-    has_time_limit = _has_field(params, "max_steps_in_episode")
+    # Where the horizon belongs to the task, every end gymnax reports is a termination.
+    has_time_limit = _has_field(params, "max_steps_in_episode") and env_id not in FIXED_HORIZON_IDS
 
     def reset_single(key, params):
         return env.reset_env(key, params)
 
-    def step_single(key, state, action, params):
+    def gymnax_step(key, state, action, params):
+        # The one place that reads gymnax's step tuple.
         observation, next_state, reward, done, _ = env.step_env(key, state, action, params)
-        if has_time_limit:
-            unlimited = params.replace(max_steps_in_episode=_NO_TIME_LIMIT)
-            terminal = jnp.logical_and(done, env.is_terminal(next_state, unlimited))
+        return observation, next_state, reward, done
+
+    def step_single(key, state, action, params):
+        if not has_time_limit:
+            observation, next_state, reward, terminal = gymnax_step(key, state, action, params)
+            return observation, next_state, reward, terminal, jnp.zeros_like(terminal, dtype=bool)
+        unlimited = params.replace(max_steps_in_episode=_NO_TIME_LIMIT)
+        if env_id in _DONE_STORED_IN_STATE:
+            # Asking is_terminal again would read the limit back out of the state:
+            # step without the limit, then apply it to the state that step left.
+            observation, next_state, reward, terminal = gymnax_step(key, state, action, unlimited)
+            done = jnp.logical_or(terminal, env.is_terminal(next_state, params))
         else:
-            terminal = done
+            observation, next_state, reward, done = gymnax_step(key, state, action, params)
+            terminal = jnp.logical_and(done, env.is_terminal(next_state, unlimited))
         truncated = jnp.logical_and(done, jnp.logical_not(terminal))
         return observation, next_state, reward, terminal, truncated
 
