@@ -11,7 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from memorax.buffers import PrioritisedSequenceBuffer, SequenceIndex, sum_tree
+from memorax.buffers import (
+    InvalidPriorityError,
+    PrioritisedSequenceBuffer,
+    SequenceIndex,
+    prioritised_sequence_buffer,
+    sum_tree,
+)
+from memorax.envs import HostBackendUnavailableError, host_callbacks
 
 from .conftest import (
     CONFIGS,
@@ -139,14 +146,33 @@ def test_random_adds_samples_and_updates_agree_with_the_reference_model(scenario
     replay(*scenario)
 
 
+@st.composite
+def drawable_scenarios(draw):
+    """A scenario that ends ready to sample, with at least one start of positive mass.
+
+    It ends with adds of the shortest length that still covers a whole
+    sequence, so the newest valid start was written by the last add with the
+    running maximum priority (>= 1); more such adds reach ``min_length``.
+    """
+    name, ops = draw(scenarios(min_ops=6))
+    config = CONFIGS[name]
+    length = min(n for n in config.add_lengths if n >= config.sequence_length)
+    steps = sum(arg for op, arg in ops if op == "add")
+    ops = [*ops, ("add", length)]
+    steps += length
+    while min(steps, config.capacity) < config.min_length:
+        ops.append(("add", length))
+        steps += length
+    return name, ops
+
+
 @settings(max_examples=8, deadline=None)
-@given(scenarios(min_ops=6), st.integers(0, 2**31 - 1))
+@given(drawable_scenarios(), st.integers(0, 2**31 - 1))
 def test_draw_frequencies_match_the_reference_distribution(scenario, seed):
     name, ops = scenario
     run, reference, state = replay(name, ops, check_every_step=False)
     probabilities = reference.probabilities()
-    if not (reference.can_sample() and probabilities):
-        return  # nothing to draw from; the weights-are-zero case is checked above
+    assert reference.can_sample() and probabilities, "the scenario must end ready to draw"
     sample = run.sample(state, jax.random.key(seed), LARGE_BATCH)
     counts = Counter(
         zip(
@@ -272,18 +298,152 @@ def test_sampling_when_every_priority_is_zero_is_refused_outside_jit():
 
 
 @pytest.mark.parametrize(
-    ("values", "message"),
+    ("values", "error", "message"),
     [
-        (jnp.array([1.0, -1.0]), "must be finite and >= 0"),
-        (jnp.array([1.0, jnp.nan]), "must be finite and >= 0"),
-        (jnp.array([1.0, 2.0, 3.0]), r"priorities \(3,\) must match indices"),
+        (
+            jnp.array([1.0, -1.0]),
+            InvalidPriorityError,
+            "must be finite and >= 0; got 1 negative among 2 priorities.*absolute TD error",
+        ),
+        (
+            jnp.array([jnp.nan, jnp.inf]),
+            InvalidPriorityError,
+            "got 1 NaN, 1 infinite among 2 priorities.*NaN or infinite TD error.*diverging",
+        ),
+        (jnp.array([1.0, 2.0, 3.0]), ValueError, r"priorities \(3,\) must match indices"),
     ],
 )
-def test_bad_priorities_are_refused_with_the_reason(values, message):
+def test_bad_priorities_are_refused_with_the_reason(values, error, message):
     run, _, state = ready_state()
     indices = SequenceIndex(jnp.array([0, 1]), jnp.array([4, 5]))
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(error, match=message):
         run.buffer.update_priorities(state, indices, values)
+
+
+# Under jit the host raises InvalidPriorityError and JAX hands it on wrapped in
+# its own runtime error, so these tests match the message, not the type.
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [
+        (jnp.nan, "got 1 NaN among 8 priorities.*NaN or infinite TD error"),
+        (jnp.inf, "got 1 infinite among 8 priorities.*NaN or infinite TD error"),
+        (-jnp.inf, "got 1 infinite among 8 priorities"),
+        (-0.5, "got 1 negative among 8 priorities.*absolute TD error was not taken"),
+    ],
+)
+def test_a_bad_priority_under_jit_raises_before_anything_reads_the_state(bad, message):
+    run, _, state = ready_state()
+    indices = SequenceIndex(jnp.arange(UPDATE_BATCH) % 2, jnp.full(UPDATE_BATCH, 5))
+    values = jnp.ones(UPDATE_BATCH).at[3].set(bad)
+
+    @jax.jit
+    def update_then_sample(state, values):
+        # Only a later draw is returned, as in an agent's learning loop.
+        state = run.buffer.update_priorities(state, indices, values)
+        return run.buffer.sample(state, jax.random.key(0), SAMPLE_BATCH).weights
+
+    with pytest.raises(Exception, match=message):
+        jax.block_until_ready(update_then_sample(state, values))
+    weights = update_then_sample(state, jnp.ones(UPDATE_BATCH))
+    assert np.all(np.isfinite(np.asarray(weights)))
+
+
+@pytest.fixture
+def host_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records each host callback that the checks of functions traced from now on run."""
+    calls: list[str] = []
+    real_io_callback = host_callbacks.io_callback
+
+    def counting_io_callback(callback, *args, **kwargs):
+        def counted(*values):
+            calls.append(callback.__name__)
+            return callback(*values)
+
+        return real_io_callback(counted, *args, **kwargs)
+
+    monkeypatch.setattr(host_callbacks, "io_callback", counting_io_callback)
+    return calls
+
+
+def test_finite_priorities_under_jit_call_the_host_only_when_one_is_bad(host_calls):
+    run, _, state = ready_state()
+    indices = SequenceIndex(jnp.arange(UPDATE_BATCH) % 2, jnp.full(UPDATE_BATCH, 5))
+    # A new function, so it is traced here, with the counter.
+    update = jax.jit(lambda *args: run.buffer.update_priorities(*args))
+    jax.block_until_ready(update(state, indices, jnp.full(UPDATE_BATCH, 2.0)))
+    assert host_calls == []
+    with pytest.raises(Exception, match="got 1 NaN among 8 priorities"):
+        jax.block_until_ready(update(state, indices, jnp.ones(UPDATE_BATCH).at[0].set(jnp.nan)))
+    assert len(host_calls) == 1
+
+
+def test_vmap_over_seeds_checks_every_seed_with_one_host_call_only_when_bad(host_calls):
+    buffer = PrioritisedSequenceBuffer(1, 4, 1)
+
+    def run(key, priorities):
+        state = buffer.add(buffer.init(example()), chunk(1, 0, 4))
+        sample = buffer.sample(state, key, 2)
+        return buffer.update_priorities(state, sample.indices, priorities)
+
+    seeds = jax.jit(jax.vmap(run))
+    keys = jax.random.split(jax.random.key(0), 2)
+    states = seeds(keys, jnp.array([[3.0, 3.0], [9.0, 9.0]]))
+    np.testing.assert_array_equal(np.asarray(states.max_priority), [3.0, 9.0])
+    assert host_calls == [], "finite priorities must not call the host"
+    with pytest.raises(Exception, match=r"got 1 NaN among 4 priorities"):
+        jax.block_until_ready(seeds(keys, jnp.array([[3.0, 3.0], [9.0, jnp.nan]])))
+    assert len(host_calls) == 1, "the seeds' checks are folded into one host call"
+
+
+def test_finite_priorities_give_the_same_state_and_draws_as_before_the_check():
+    # Pinned from the buffer as it was before update_priorities checked its
+    # input on the device: the check must not change a bit of the result.
+    run, _, state = ready_state()
+    first = run.sample(state, jax.random.key(3), SAMPLE_BATCH)
+    values = jnp.array([0.5, 2.0, 0.0, 1.25, 3.0, 0.75, 0.125, 6.0])
+    state = run.update_priorities(state, first.indices, values)
+    second = run.sample(state, jax.random.key(4), SAMPLE_BATCH)
+    np.testing.assert_array_equal(
+        np.asarray(state.priorities),
+        [[0.5, 1.0, 1.0, 0.125, 3.0, 6.0, 1.0], [0.75, 1.0, 1.0, 0.0, 1.0, 1.0, 1.25]],
+    )
+    assert float(state.max_priority) == 6.0
+    assert np.asarray(sum_tree.total(state.tree)) == np.float32(11.498308)
+    np.testing.assert_array_equal(np.asarray(second.indices.env), [1, 1, 0, 0, 0, 0, 0, 1])
+    np.testing.assert_array_equal(np.asarray(second.indices.step), [5, 4, 4, 6, 5, 6, 4, 5])
+    pinned = np.array([1.0, 1.0, 0.68078125, 1.0, 0.5341301, 1.0, 0.68078125, 1.0], np.float32)
+    np.testing.assert_array_equal(np.asarray(second.weights), pinned)
+
+
+def test_refused_priorities_never_reach_the_state_even_if_the_check_is_bypassed(monkeypatch):
+    # The running maximum is only ever raised by applied, finite priorities: a
+    # NaN maximum would be written to every new step and never be drawn again.
+    monkeypatch.setattr(
+        prioritised_sequence_buffer,
+        "raise_if",
+        lambda *args, **kwargs: jnp.zeros((), jnp.int32),
+        raising=False,  # so that on a buffer without the check this fails on the state
+    )
+    run, _, state = ready_state()
+    # A new function, so it is traced here, without the check.
+    update = jax.jit(lambda *args: run.buffer.update_priorities(*args))
+    indices = SequenceIndex(jnp.array([0, 0, 1, 1]), jnp.array([4, 5, 4, 5]))
+    updated = update(state, indices, jnp.array([jnp.nan, jnp.inf, -1.0, 2.0]))
+    expected = np.asarray(state.priorities).copy()
+    expected[1, 5] = 2.0
+    np.testing.assert_array_equal(np.asarray(updated.priorities), expected)
+    assert float(updated.max_priority) == 2.0
+    assert np.all(np.isfinite(np.asarray(updated.tree.nodes)))
+
+
+def test_a_hidden_cpu_backend_is_named_when_tracing_the_priority_check(monkeypatch):
+    monkeypatch.setattr(host_callbacks, "_cpu_backend_available", lambda: False)
+    run, _, state = ready_state()
+    indices = SequenceIndex(jnp.array([0, 1]), jnp.array([4, 5]))
+    with pytest.raises(
+        HostBackendUnavailableError, match="update_priorities's check of priorities"
+    ):
+        jax.jit(lambda *args: run.buffer.update_priorities(*args))(state, indices, jnp.ones(2))
 
 
 def test_update_priorities_needs_the_sequence_index_from_sample():

@@ -4,11 +4,14 @@
 :class:`PrioritisedSequenceBuffer` samples them in proportion to their
 priorities over a sum-tree (:mod:`memorax.buffers.sum_tree`). Both are frozen
 config objects with pure, jittable ``init`` / ``add`` / ``sample`` /
-``can_sample``; states are pytrees, so they vmap over seeds.
+``can_sample``; states are pytrees, so they vmap over seeds. Priorities that
+are NaN, infinite or negative are refused with :class:`InvalidPriorityError`,
+inside ``jit`` too.
 """
 
 from memorax.buffers import sum_tree
 from memorax.buffers.prioritised_sequence_buffer import (
+    InvalidPriorityError,
     PrioritisedBufferState,
     PrioritisedSequenceBuffer,
 )
@@ -17,6 +20,7 @@ from memorax.buffers.transition import Transition
 
 __all__ = [
     "BufferState",
+    "InvalidPriorityError",
     "PrioritisedBufferState",
     "PrioritisedSequenceBuffer",
     "Sample",

@@ -18,6 +18,18 @@ Bookkeeping:
   gone) and does not raise the running maximum; every applied priority does;
 - where the same start appears several times in one update, the last
   occurrence wins.
+
+Bad priorities are refused, not stored. A NaN priority would become the running
+maximum (every later write takes it, so new data is never drawn again) and an
+infinite one makes the importance weights NaN; either way learning stops
+silently. So ``update_priorities`` raises :class:`InvalidPriorityError` for any
+NaN, infinite or negative entry, stale or not: at once outside ``jit``, and
+inside it from a host callback that runs only when a bad entry is present
+(the error then arrives wrapped in JAX's ``JaxRuntimeError``). The new state
+depends on that check, so no consumer can see it first. As a second line of
+defence the arithmetic follows the same rule: only applied, finite,
+non-negative priorities are written, and only they can raise the running
+maximum.
 """
 
 from __future__ import annotations
@@ -27,6 +39,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 from memorax.buffers import sum_tree
@@ -37,6 +50,41 @@ from memorax.buffers.sequence_buffer import (
     SequenceIndex,
     _is_concrete,
 )
+from memorax.envs.host_callbacks import raise_if
+
+__all__ = ["InvalidPriorityError", "PrioritisedBufferState", "PrioritisedSequenceBuffer"]
+
+
+class InvalidPriorityError(ValueError):
+    """A priority handed to ``update_priorities`` is NaN, infinite or negative."""
+
+
+def _invalid_priorities_message(counts: np.ndarray) -> str:
+    """The error for ``counts = [nan, inf, negative, total]`` (summed over any vmapped axes)."""
+    nan, inf, negative, total = (int(c) for c in np.reshape(counts, (-1, 4)).sum(axis=0))
+    found = ", ".join(
+        f"{count} {what}"
+        for count, what in ((nan, "NaN"), (inf, "infinite"), (negative, "negative"))
+        if count
+    )
+    causes = []
+    if nan or inf:
+        causes.append(
+            "A NaN or infinite priority comes from a NaN or infinite TD error: the loss is "
+            "diverging (lower the learning rate, clip gradients, rescale values or rewards) "
+            "or the environment returned NaN/inf rewards or observations."
+        )
+    if negative:
+        causes.append("A negative priority usually means the absolute TD error was not taken.")
+    return " ".join(
+        [
+            "update_priorities: priorities must be finite and >= 0;",
+            f"got {found} among {total} priorities.",
+            *causes,
+            "Write priorities as |td error| + a small epsilon from a finite TD error. The",
+            "update is refused because one such priority would silently stop prioritised replay.",
+        ]
+    )
 
 
 @struct.dataclass
@@ -195,6 +243,13 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
             The new state. Indices whose start has been overwritten since it was
             sampled (stale) or that never named a valid start are ignored; for a
             start listed several times the last occurrence wins.
+
+        Raises:
+            InvalidPriorityError: if any priority is NaN, infinite or negative
+                (inside ``jit``: at run time, wrapped in ``JaxRuntimeError``; a
+                host callback runs only then). The message counts each kind.
+            ValueError: if ``priorities`` and ``indices`` differ in shape.
+            TypeError: if ``indices`` is not a :class:`SequenceIndex`.
         """
         if not isinstance(indices, SequenceIndex):
             raise TypeError(
@@ -209,16 +264,36 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
                 f"update_priorities: priorities {priorities.shape} must match indices "
                 f"(env {jnp.shape(indices.env)}, step {jnp.shape(indices.step)}), one per sequence."
             )
-        if _is_concrete(priorities) and not bool(
-            jnp.all(jnp.isfinite(priorities) & (priorities >= 0))
-        ):
-            raise ValueError(
-                "update_priorities: priorities must be finite and >= 0; got "
-                f"{jax.device_get(priorities)}."
+        counts = jnp.stack(
+            [
+                jnp.sum(jnp.isnan(priorities)),
+                jnp.sum(jnp.isinf(priorities)),
+                jnp.sum((priorities < 0) & jnp.isfinite(priorities)),
+                jnp.asarray(priorities.size),
+            ]
+        ).astype(jnp.int32)
+        step = jnp.asarray(indices.step, jnp.int32)
+        if _is_concrete(priorities):
+            if np.any(np.asarray(counts[:3])):
+                raise InvalidPriorityError(_invalid_priorities_message(np.asarray(counts)))
+        else:
+            checked = raise_if(
+                jnp.any(counts[:3] > 0),
+                InvalidPriorityError,
+                _invalid_priorities_message,
+                counts,
+                purpose="PrioritisedSequenceBuffer.update_priorities's check of priorities",
             )
-        apply = self.is_valid(state, indices)
-        slot = jnp.asarray(indices.step, jnp.int32) % self.capacity
-        env = jnp.clip(jnp.asarray(indices.env, jnp.int32), 0, self.num_envs - 1)
+            # Every write below goes through the (zero) check result, so XLA cannot
+            # schedule any before the check: no later sample sees a bad priority.
+            step = step + checked
+        indices = SequenceIndex(jnp.asarray(indices.env, jnp.int32), step)
+        # Bad entries have raised above; they are masked here too so that the
+        # state, the running maximum above all, can never hold a non-finite value.
+        acceptable = jnp.isfinite(priorities) & (priorities >= 0)
+        apply = self.is_valid(state, indices) & acceptable
+        slot = step % self.capacity
+        env = jnp.clip(indices.env, 0, self.num_envs - 1)
         flat = env * self.capacity + slot
         keep = apply & sum_tree.last_occurrence(jnp.where(apply, flat, -1 - jnp.arange(flat.size)))
         scatter_at = jnp.where(keep, flat, self.num_envs * self.capacity)
@@ -228,5 +303,7 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
             state,
             priorities=flat_priorities.reshape(self.num_envs, self.capacity),
             tree=sum_tree.set_masses(state.tree, flat, masses, keep),
-            max_priority=jnp.maximum(state.max_priority, jnp.max(jnp.where(apply, priorities, 0))),
+            max_priority=jnp.maximum(
+                state.max_priority, jnp.max(jnp.where(apply, priorities, 0.0))
+            ),
         )

@@ -2,9 +2,10 @@
 
 Shape and dtype mistakes are caught while tracing, for free. Out-of-range
 values can only be seen at run time: they are checked on the device and, only
-when a bad value is present, a host callback raises. Under ``jax.vmap`` the
-check is folded over the whole batch (``custom_vmap``) so that a vmapped
-``cond`` does not turn into a callback on every step.
+when a bad value is present, a host callback raises
+(:func:`memorax.envs.host_callbacks.raise_if`). Under ``jax.vmap`` the check
+is folded over the whole batch so that a vmapped ``cond`` does not turn into a
+callback on every step.
 """
 
 from __future__ import annotations
@@ -13,11 +14,8 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
-from jax.custom_batching import custom_vmap
-from jax.experimental import io_callback
 
-from memorax.envs.host_callbacks import require_host_backend
+from memorax.envs.host_callbacks import raise_if
 from memorax.envs.spaces import Box, Discrete, MultiDiscrete, Space
 
 __all__ = ["InvalidActionError", "validate_action"]
@@ -64,9 +62,13 @@ def validate_action(space: Space, action: Any, num_envs: int, env_name: str) -> 
             )
         high = space.n + space.start if isinstance(space, Discrete) else jnp.asarray(space.nvec)
         low = space.start if isinstance(space, Discrete) else 0
-        require_host_backend(f"{env_name}.step's range check of discrete actions")
         out_of_range = jnp.any((action < low) | (action >= high))
-        checked = _raise_if(out_of_range, f"{env_name}: discrete action out of range for {space}.")
+        checked = raise_if(
+            out_of_range,
+            InvalidActionError,
+            f"{env_name}: discrete action out of range for {space}.",
+            purpose=f"{env_name}.step's range check of discrete actions",
+        )
         # Adding the check's (zero) output makes everything downstream, host
         # callbacks included, wait for the check: a bad action never reaches
         # the environment.
@@ -80,31 +82,3 @@ def validate_action(space: Space, action: Any, num_envs: int, env_name: str) -> 
             )
         return action.astype(space.dtype)
     return action
-
-
-def _raise_if(flag: jax.Array, message: str) -> jax.Array:
-    """Raises ``InvalidActionError(message)`` from the host when ``flag`` is set.
-
-    Returns a zero scalar that callers add to their output to order the check
-    before whatever consumes it.
-    """
-
-    def host_raise(bad: np.ndarray) -> np.ndarray:
-        if np.any(bad):
-            raise InvalidActionError(message)
-        return np.zeros((), np.int32)
-
-    @custom_vmap
-    def check(bad: jax.Array) -> jax.Array:
-        return jax.lax.cond(
-            bad,
-            lambda: io_callback(host_raise, jax.ShapeDtypeStruct((), jnp.int32), bad),
-            lambda: jnp.zeros((), jnp.int32),
-        )
-
-    @check.def_vmap
-    def _check_whole_batch(axis_size: int, in_batched: Any, bad: jax.Array) -> Any:
-        del in_batched
-        return jnp.broadcast_to(check(jnp.any(bad)), (axis_size,)), True
-
-    return check(flag)

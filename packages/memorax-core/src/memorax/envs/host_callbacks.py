@@ -1,21 +1,27 @@
-"""Host callbacks need JAX's CPU backend, also when the program runs on an accelerator.
+"""Host callbacks: JAX's CPU backend they need, and checks that raise from the host.
 
-Memorax calls back into Python from jitted code in two places: the range
-check of discrete actions (only when a bad action is present) and every
-step of a callback environment. JAX places a callback's operands on a CPU
-device, so a process started with ``JAX_PLATFORMS=cuda`` (CPU hidden) fails
-deep inside XLA at run time. :func:`require_host_backend` says so at trace
-time instead, with the fix.
+Memorax calls back into Python from jitted code in three places: the range
+check of discrete actions and the check of replay priorities (both only when
+bad input is present, through :func:`raise_if`), and every step of a callback
+environment. JAX places a callback's operands on a CPU device, so a process
+started with ``JAX_PLATFORMS=cuda`` (CPU hidden) fails deep inside XLA at run
+time. :func:`require_host_backend` says so at trace time instead, with the fix.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+from collections.abc import Callable
+from typing import Any
 
 import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.custom_batching import custom_vmap
+from jax.experimental import io_callback
 
-__all__ = ["HostBackendUnavailableError", "require_host_backend"]
+__all__ = ["HostBackendUnavailableError", "raise_if", "require_host_backend"]
 
 
 class HostBackendUnavailableError(RuntimeError):
@@ -47,3 +53,60 @@ def require_host_backend(purpose: str) -> None:
         "the accelerator, e.g. JAX_PLATFORMS=cuda,cpu: the accelerator stays the default "
         "device and the CPU only hosts the callbacks. Or leave JAX_PLATFORMS unset."
     )
+
+
+def raise_if(
+    flag: jax.Array,
+    error: type[Exception],
+    message: str | Callable[..., str],
+    *details: jax.Array,
+    purpose: str,
+) -> jax.Array:
+    """Raises ``error(message)`` from the host when ``flag`` is True, at no host cost otherwise.
+
+    The flag is tested on the device; only when it is set does a host callback
+    run, and it raises. Under ``jit`` the error reaches the caller wrapped by
+    JAX (``JaxRuntimeError``), its message included. Under ``jax.vmap`` the
+    flags of the whole batch are folded into one (``custom_vmap``): a vmapped
+    ``cond`` would otherwise become a ``select`` that calls the host every time.
+
+    Args:
+        flag: ``[]`` bool, True when the input is bad.
+        error: the exception class raised on the host.
+        message: the message, or a function building it on the host from
+            ``details`` (numpy arrays, given one leading axis per vmap folded).
+        *details: arrays that ``message`` needs, e.g. counts of bad values.
+        purpose: what the check guards; names it if the CPU backend is hidden
+            (see :func:`require_host_backend`).
+
+    Returns:
+        ``[]`` int32 zero. Callers add it to their output: consumers of the
+        output then wait for the check, so bad input never reaches them.
+    """
+    require_host_backend(purpose)
+
+    def host_raise(bad: np.ndarray, *values: np.ndarray) -> np.ndarray:
+        if np.any(bad):
+            raise error(message(*values) if callable(message) else message)
+        return np.zeros((), np.int32)
+
+    @custom_vmap
+    def check(bad: jax.Array, *values: jax.Array) -> jax.Array:
+        return jax.lax.cond(
+            bad,
+            lambda: io_callback(host_raise, jax.ShapeDtypeStruct((), jnp.int32), bad, *values),
+            lambda: jnp.zeros((), jnp.int32),
+        )
+
+    @check.def_vmap
+    def _check_whole_batch(
+        axis_size: int, in_batched: list[bool], bad: jax.Array, *values: jax.Array
+    ) -> Any:
+        # Every detail gets the batch axis, so the message sees the whole batch.
+        values = tuple(
+            v if batched else jnp.broadcast_to(v, (axis_size, *jnp.shape(v)))
+            for v, batched in zip(values, in_batched[1:], strict=True)
+        )
+        return jnp.broadcast_to(check(jnp.any(bad), *values), (axis_size,)), True
+
+    return check(flag, *details)
