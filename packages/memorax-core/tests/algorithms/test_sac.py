@@ -308,8 +308,21 @@ def test_recurrent_actor_and_critic_keep_their_own_carries(recurrent_states):
     assert not np.allclose(last.critic_carry[0], last.critic_carry[1])
 
 
-def test_recurrent_agent_learns_from_burned_in_sequences(recurrent_agent):
+def test_recurrent_agent_learns_from_burned_in_sequences(recurrent_agent, recurrent_states):
     assert recurrent_agent.buffer.sequence_length == 2 + 3
+    first, last = recurrent_states[0], recurrent_states[-1]
+    assert int(last.gradient_steps) > 0
+    # Every recurrent weight of both networks moved: replayed sequences (not single
+    # steps from the initial carry) reach the hidden-to-hidden kernels.
+    for name in ("actor_params", "critic_params"):
+        before = jax.tree_util.tree_flatten_with_path(getattr(first, name)["params"]["torso"])
+        after = jax.tree.leaves(getattr(last, name)["params"]["torso"])
+        frozen = [
+            jax.tree_util.keystr(path)
+            for (path, old), new in zip(before[0], after, strict=True)
+            if np.array_equal(np.asarray(old), np.asarray(new))
+        ]
+        assert not frozen, f"{name}: torso leaves never updated: {frozen}"
 
 
 def test_hard_target_copies_every_target_update_interval_gradient_steps(recurrent_states):

@@ -19,6 +19,7 @@ from memorax.checkpoints import Checkpointer
 from memorax.cli import main
 from memorax.cli.run_settings import SettingsError
 from memorax.cli.train_command import resolve_settings
+from memorax.envs import make
 
 TINY = [
     "--ppo.num-envs", "2",
@@ -49,7 +50,7 @@ def _template(run_dir: Path):
 
     settings = RunSettings.from_json((run_dir / "run.json").read_text())
     spec = ALGORITHMS[settings.algo]
-    config = spec.config_class(**{**spec.defaults, **settings.algo_config})
+    config = spec.config_class(**{**spec.defaults_for(settings.torso), **settings.algo_config})
     env, params = make(settings.env, num_envs=config.num_envs)
     agent = spec.build(config, env, params, settings.torso, settings.hidden_size, 1e-3, None)
     keys = jax.random.split(jax.random.key(0), settings.seeds)
@@ -215,21 +216,46 @@ def test_callback_env_seeds_run_one_after_another_and_resume_resets_the_env(tmp_
     assert "the agent is restored and the env starts new episodes" in resumed
 
 
-@pytest.mark.parametrize("algo", ["pqn", "dqn", "r2d2"])
-def test_every_agent_trains_from_the_cli(algo, tmp_path):
+# Tiny configs for every agent; replay agents keep their default sequence lengths for a
+# memory torso (20 learned steps after 10 of burn-in), so the buffer holds 32 steps per copy.
+CLI_AGENTS = {
+    "ppo": ["--ppo.num-envs", "4", "--ppo.num-steps", "16", "--ppo.num-minibatches", "2"],
+    "pqn": ["--pqn.num-envs", "4", "--pqn.num-steps", "8", "--pqn.num-minibatches", "2"],
+    "dqn": ["--dqn.num-envs", "4", "--dqn.num-steps", "8", "--dqn.learning-starts", "128",
+            "--dqn.batch-size", "4", "--dqn.buffer-size", "128"],
+    "r2d2": ["--r2d2.num-envs", "4", "--r2d2.num-steps", "8", "--r2d2.learning-starts", "128",
+             "--r2d2.batch-size", "4", "--r2d2.buffer-size", "256", "--r2d2.sequence-length", "4",
+             "--r2d2.burn-in-length", "2", "--r2d2.n-step", "2"],
+    "sac": ["--sac.num-envs", "4", "--sac.num-steps", "8", "--sac.learning-starts", "128",
+            "--sac.batch-size", "4", "--sac.buffer-size", "128"],
+}  # fmt: skip
+LOSS = {"ppo": "policy_loss", "pqn": "loss", "dqn": "loss", "r2d2": "loss", "sac": "critic_loss"}
+
+
+@pytest.mark.parametrize("algo", list(CLI_AGENTS))
+def test_every_agent_trains_its_memory_torso_from_the_cli(algo, tmp_path):
     out = tmp_path / algo
-    config = {"pqn": ["--pqn.num-envs", "4", "--pqn.num-steps", "8", "--pqn.num-minibatches", "2"],
-              "dqn": ["--dqn.num-envs", "4", "--dqn.learning-starts", "32",
-                      "--dqn.batch-size", "8"],
-              "r2d2": ["--torso", "gru", "--r2d2.num-envs", "4", "--r2d2.num-steps", "8",
-                       "--r2d2.learning-starts", "64", "--r2d2.batch-size", "4",
-                       "--r2d2.buffer-size", "256", "--r2d2.sequence-length", "4",
-                       "--r2d2.burn-in-length", "2", "--r2d2.n-step", "2"]}[algo]  # fmt: skip
-    argv = ["train", "--algo", algo, "--out", str(out), "--num-steps", "256", "--seeds", "1"]
-    assert main([*argv, "--hidden-size", "8", *config]) == 0
+    argv = ["train", "--algo", algo, "--torso", "gru", "--out", str(out), "--num-steps", "256",
+            "--seeds", "1", "--env", "gymnax::MemoryChain-bsuite"]  # fmt: skip
+    assert main([*argv, "--hidden-size", "8", *CLI_AGENTS[algo]]) == 0
     with (out / "metrics.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert rows and int(rows[-1]["step"]) == 256
+    # The last update learned (replay agents start after learning_starts).
+    assert np.isfinite(float(rows[-1][LOSS[algo]]))
+
+
+def test_replay_agents_from_the_cli_replay_sequences_for_a_memory_torso():
+    from memorax.cli.agents import ALGORITHMS
+
+    env, env_params = make("gymnax::MemoryChain-bsuite", num_envs=8)
+    for algo in ("dqn", "sac"):
+        spec = ALGORITHMS[algo]
+        config = spec.config_class(**{**spec.defaults_for("gru"), "num_envs": 8})
+        gru = spec.build(config, env, env_params, "gru", 16, 1e-3, None)
+        mlp = spec.build(config, env, env_params, "mlp", 16, 1e-3, None)
+        assert (gru.config.sequence_length, gru.config.burn_in_length) == (20, 10), algo
+        assert (mlp.config.sequence_length, mlp.config.burn_in_length) == (1, 0), algo
 
 
 def test_r2d2_without_a_memory_torso_names_the_fix_and_writes_nothing(tmp_path, capsys):

@@ -19,6 +19,7 @@ __all__ = [
     "check_evaluate_arguments",
     "check_optional_positive",
     "check_ranges",
+    "check_sequence_fields",
     "is_int",
     "is_number",
     "num_iterations",
@@ -54,6 +55,19 @@ def check_ranges(
             ok = ok and value > low
         if not ok:
             raise ValueError(f"{owner}: {name} must be {what}, got {value!r}.")
+
+
+def check_sequence_fields(owner: str, config: Any) -> None:
+    """Raise ``ValueError`` unless ``sequence_length`` is ``None`` or a positive int and
+    ``burn_in_length`` is ``None`` or a non-negative int (``None``: the agent chooses)."""
+    for name, low, what in (("sequence_length", 1, "a positive"),
+                            ("burn_in_length", 0, "a non-negative")):  # fmt: skip
+        value = getattr(config, name)
+        if not (value is None or (is_int(value) and value >= low)):
+            raise ValueError(
+                f"{owner}: {name} must be {what} integer or None (the agent's default for "
+                f"its networks), got {value!r}."
+            )
 
 
 def check_optional_positive(owner: str, config: Any, names: Collection[str]) -> None:

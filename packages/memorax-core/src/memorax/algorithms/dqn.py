@@ -12,7 +12,9 @@ Both networks run over them from their initial carry (reset wherever an
 episode starts); the burn-in prefix only warms up the carry (R2D2's
 "burn-in" with a zero start state), the next ``sequence_length`` steps are
 learned from, and the last ``n_step - 1`` steps only supply rewards and
-bootstraps. A feed-forward agent uses ``sequence_length=1, burn_in_length=0``.
+bootstraps. A feed-forward agent uses ``sequence_length=1, burn_in_length=0``;
+with a memory torso the defaults are 20 learned steps after 10 of burn-in,
+and ``sequence_length=1`` is refused (it would train no memory).
 
 The n-step target of step ``t`` sums the rewards up to ``n_step`` steps or
 to the end of its episode, whichever comes first, and bootstraps from the
@@ -36,8 +38,13 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from memorax.algorithms.agent_checks import check_agent_arguments
-from memorax.algorithms.argument_checks import is_int, is_number, num_iterations
+from memorax.algorithms.agent_checks import check_agent_arguments, resolve_replay_sequences
+from memorax.algorithms.argument_checks import (
+    check_sequence_fields,
+    is_int,
+    is_number,
+    num_iterations,
+)
 from memorax.algorithms.data_parallel import (
     check_batch_size_field,
     check_num_devices_field,
@@ -103,10 +110,14 @@ class DQNConfig:
             ``epsilon_decay_steps`` env steps (all copies counted); linear between.
         epsilon_decay_steps: env steps over which epsilon decays (0: ``epsilon_end``).
         max_grad_norm: clip the gradient to this global norm (``None``: no clipping).
-        sequence_length: steps per sampled sequence that are learned from
-            (1 for feed-forward agents; longer for recurrent ones).
+        sequence_length: steps per sampled sequence that are learned from.
+            ``None`` (default): 1 for a feed-forward network, 20 for a memory
+            torso (:data:`~memorax.algorithms.agent_checks.MEMORY_SEQUENCE_LENGTH`);
+            a memory torso needs at least 2, or it learns nothing to remember.
         burn_in_length: recurrent agents only: steps before those that only
-            warm up the carry.
+            warm up the carry. ``None`` (default): 0 for a feed-forward
+            network, 10 for a memory torso. The agent's ``config`` holds the
+            resolved values.
         num_devices: ``None`` (default): train on one device. An int: train
             data-parallel over the first ``num_devices`` of ``jax.devices()``,
             as :attr:`memorax.algorithms.PPOConfig.num_devices`. Each device
@@ -134,8 +145,8 @@ class DQNConfig:
     epsilon_end: float = 0.05
     epsilon_decay_steps: int = 50_000
     max_grad_norm: float | None = 10.0
-    sequence_length: int = 1
-    burn_in_length: int = 0
+    sequence_length: int | None = None
+    burn_in_length: int | None = None
     num_devices: int | None = None
 
     def __post_init__(self) -> None:
@@ -149,8 +160,6 @@ class DQNConfig:
             "n_step": (is_int, 1, None, "a positive integer"),
             "target_update_interval": (is_int, 1, None, "a positive integer"),
             "epsilon_decay_steps": (is_int, 0, None, "a non-negative integer"),
-            "sequence_length": (is_int, 1, None, "a positive integer"),
-            "burn_in_length": (is_int, 0, None, "a non-negative integer"),
             "gamma": (is_number, 0.0, 1.0, "in (0, 1]"),
             "epsilon_start": (is_number, 0.0, 1.0, "in [0, 1]"),
             "epsilon_end": (is_number, 0.0, 1.0, "in [0, 1]"),
@@ -169,6 +178,7 @@ class DQNConfig:
             raise ValueError(
                 f"DQNConfig: max_grad_norm must be a positive number or None, got {value!r}."
             )
+        check_sequence_fields("DQNConfig", self)
         check_num_devices_field("DQNConfig", self.num_envs, self.num_devices)
         check_batch_size_field("DQNConfig", self.batch_size, self.num_devices)
         if self.buffer_size % self.num_envs:
@@ -191,8 +201,9 @@ class DQNConfig:
 
     @property
     def stored_sequence_length(self) -> int:
-        """Steps per sampled sequence: ``burn_in_length + sequence_length + n_step - 1``."""
-        return self.burn_in_length + self.sequence_length + self.n_step - 1
+        """Steps per sampled sequence: ``burn_in_length + sequence_length + n_step - 1``
+        (unset lengths counted as 1 and 0 until the agent resolves them)."""
+        return (self.burn_in_length or 0) + (self.sequence_length or 1) + self.n_step - 1
 
 
 class DQNState(struct.PyTreeNode):
@@ -273,13 +284,9 @@ class DQN:
             "DQN", config, DQNConfig, env, networks={}, optimizers={"optimizer": optimizer}
         )
         check_discrete_q_network(env, network, "DQN")
-        recurrent = is_sequence_model(getattr(network, "torso", None))
-        if not recurrent and (config.burn_in_length or config.sequence_length > 1):
-            raise ValueError(
-                "DQN: burn_in_length > 0 or sequence_length > 1 needs a recurrent "
-                "(SequenceModel) torso; a feed-forward agent learns from single steps. Set "
-                "burn_in_length=0 and sequence_length=1."
-            )
+        torso = getattr(network, "torso", None)
+        recurrent = is_sequence_model(torso)
+        config = resolve_replay_sequences("DQN", config, recurrent, type(torso).__name__)
         self.config = config
         self.env = EpisodeStatistics(env)
         self.env_params = env_params
@@ -560,7 +567,8 @@ class DQN:
     ) -> tuple[jax.Array, jax.Array]:
         """``0.5 * mean (Q(o_t, a_t) - G_t)^2`` over the learned steps, and mean ``Q(o_t, a_t)``."""
         config = self.config
-        start, length = config.burn_in_length, config.sequence_length
+        # Set by the constructor for the network (never None on an agent's config).
+        start, length = config.burn_in_length or 0, config.sequence_length or 1
         q, online_next = self._q_values(params, data)
         _, target_next = self._q_values(target_params, data)
         if config.double_q:

@@ -33,7 +33,8 @@ action taken (the ``q_value`` metric), each on its own carry kept in the
 state. Training runs both over sampled sequences of ``burn_in_length +
 sequence_length`` steps from their initial carries (reset wherever an
 episode starts); the burn-in prefix only warms up the carries, as in
-:mod:`memorax.algorithms.dqn`.
+:mod:`memorax.algorithms.dqn`. With a memory torso the defaults are 20
+learned steps after 10 of burn-in; ``sequence_length=1`` is refused.
 
 Data-parallel (``SACConfig.num_devices``): each device steps its share of the
 env copies (carries included) and keeps their replay; every gradient step
@@ -53,11 +54,12 @@ import jax.numpy as jnp
 import optax
 from flax import struct
 
-from memorax.algorithms.agent_checks import check_agent_arguments
+from memorax.algorithms.agent_checks import check_agent_arguments, resolve_replay_sequences
 from memorax.algorithms.argument_checks import (
     check_bools,
     check_optional_positive,
     check_ranges,
+    check_sequence_fields,
     is_int,
     is_number,
     num_iterations,
@@ -150,10 +152,15 @@ class SACConfig:
             0.98 leaves a near-uniform policy on small action sets).
         max_grad_norm: clip each gradient (actor, critic, alpha) to this
             global norm (``None``: no clipping).
-        sequence_length: steps per sampled sequence that are learned from
-            (1 for feed-forward agents; longer for recurrent ones).
+        sequence_length: steps per sampled sequence that are learned from.
+            ``None`` (default): 1 for feed-forward networks, 20 when the actor
+            or the critic has a memory torso
+            (:data:`~memorax.algorithms.agent_checks.MEMORY_SEQUENCE_LENGTH`);
+            a memory torso needs at least 2, or it learns nothing to remember.
         burn_in_length: recurrent agents only: steps before those that only
-            warm up the carries.
+            warm up the carries. ``None`` (default): 0 for feed-forward
+            networks, 10 with a memory torso. The agent's ``config`` holds the
+            resolved values.
         num_devices: ``None`` (default): train on one device. An int: train
             data-parallel over the first ``num_devices`` of ``jax.devices()``,
             as :attr:`memorax.algorithms.DQNConfig.num_devices`: each device
@@ -178,8 +185,8 @@ class SACConfig:
     learn_alpha: bool = True
     target_entropy: float | None = None
     max_grad_norm: float | None = None
-    sequence_length: int = 1
-    burn_in_length: int = 0
+    sequence_length: int | None = None
+    burn_in_length: int | None = None
     num_devices: int | None = None
 
     def __post_init__(self) -> None:
@@ -191,8 +198,6 @@ class SACConfig:
             "buffer_size": (is_int, 1, None, "a positive integer"),
             "learning_starts": (is_int, 0, None, "a non-negative integer"),
             "target_update_interval": (is_int, 1, None, "a positive integer"),
-            "sequence_length": (is_int, 1, None, "a positive integer"),
-            "burn_in_length": (is_int, 0, None, "a non-negative integer"),
             "gamma": (is_number, 0.0, 1.0, "in (0, 1]"),
             "tau": (is_number, 0.0, 1.0, "in (0, 1]"),
             "initial_alpha": (is_number, 0.0, None, "a positive number"),
@@ -200,6 +205,7 @@ class SACConfig:
         check_ranges("SACConfig", self, rules, open_low=("gamma", "tau", "initial_alpha"))
         check_bools("SACConfig", self, ("learn_alpha",))
         check_optional_positive("SACConfig", self, ("max_grad_norm",))
+        check_sequence_fields("SACConfig", self)
         check_num_devices_field("SACConfig", self.num_envs, self.num_devices)
         check_batch_size_field("SACConfig", self.batch_size, self.num_devices)
         entropy = self.target_entropy
@@ -227,8 +233,9 @@ class SACConfig:
 
     @property
     def stored_sequence_length(self) -> int:
-        """Steps per sampled sequence: ``burn_in_length + sequence_length``."""
-        return self.burn_in_length + self.sequence_length
+        """Steps per sampled sequence: ``burn_in_length + sequence_length`` (unset lengths
+        counted as 0 and 1 until the agent resolves them)."""
+        return (self.burn_in_length or 0) + (self.sequence_length or 1)
 
 
 class SACState(struct.PyTreeNode):
@@ -337,12 +344,8 @@ class SAC:
         )  # fmt: skip
         self.discrete, self.action_dim = _check_heads(env, actor, critic)
         recurrent = _has_memory(actor) or _has_memory(critic)
-        if not recurrent and (config.burn_in_length or config.sequence_length > 1):
-            raise ValueError(
-                "SAC: burn_in_length > 0 or sequence_length > 1 needs a recurrent "
-                "(SequenceModel) torso in the actor or the critic; a feed-forward agent learns "
-                "from single steps. Set burn_in_length=0 and sequence_length=1."
-            )
+        memory = actor.torso if _has_memory(actor) else critic.torso
+        config = resolve_replay_sequences("SAC", config, recurrent, type(memory).__name__)
         self.config = config
         self.env = EpisodeStatistics(env)
         self.env_params = env_params
@@ -774,8 +777,9 @@ class SAC:
 
     def _learned(self, x: jax.Array, axis: int = 1) -> jax.Array:
         """The steps learned from (after the burn-in) along the time ``axis``."""
-        start = self.config.burn_in_length
-        return jax.lax.slice_in_dim(x, start, start + self.config.sequence_length, axis=axis)
+        # Set by the constructor for the networks (never None on an agent's config).
+        start, length = self.config.burn_in_length or 0, self.config.sequence_length or 1
+        return jax.lax.slice_in_dim(x, start, start + length, axis=axis)
 
     # ------------------------------------------------------------------ networks
 

@@ -59,15 +59,23 @@ class AlgorithmSpec:
         defaults: CLI defaults that differ from the config class's own.
         build: ``build(config, env, env_params, torso, hidden_size,
             learning_rate, metrics_callback) -> agent``.
+        memory_defaults: defaults that replace ``defaults`` for a memory torso
+            (a replay agent learns from sequences then, so fewer of them per
+            gradient step).
     """
 
     config_class: type
     defaults: dict[str, Any]
     build: Callable[..., Any]
+    memory_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def config_fields(self) -> list[dataclasses.Field]:
         """The config's fields, in declaration order."""
         return list(dataclasses.fields(self.config_class))
+
+    def defaults_for(self, torso: str) -> dict[str, Any]:
+        """The CLI's defaults for a run with ``torso``."""
+        return {**self.defaults, **(self.memory_defaults if torso != "mlp" else {})}
 
 
 def _network_factory(env: Environment, torso: str, hidden_size: int) -> Callable[..., Network]:
@@ -239,6 +247,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         config_class=DQNConfig,
         defaults={"num_envs": 8, "num_steps": 4, "gradient_steps": 2, "batch_size": 128},
         build=_build_q_agent(DQN),
+        memory_defaults={"batch_size": 32},
     ),
     "r2d2": AlgorithmSpec(
         config_class=R2D2Config,
@@ -255,6 +264,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
         config_class=SACConfig,
         defaults={"num_envs": 4, "gradient_steps": 4, "learning_starts": 1_000},
         build=_build_sac,
+        memory_defaults={"num_envs": 8, "num_steps": 4, "gradient_steps": 2, "batch_size": 32},
     ),
 }
 """``--algo`` choices."""

@@ -100,6 +100,8 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         for config_field in spec.config_fields():
             default = spec.defaults.get(config_field.name, config_field.default)
             shown = "" if default is dataclasses.MISSING else f" (default: {default})"
+            if config_field.name in spec.memory_defaults:
+                shown += f"; {spec.memory_defaults[config_field.name]} with a memory torso"
             group.add_argument(
                 f"--{name}.{config_field.name.replace('_', '-')}",
                 dest=f"{name}.{config_field.name}",

@@ -64,7 +64,7 @@ class _SeedShift:
 def train_run(settings: RunSettings, resume_dir: Path | None = None) -> int:
     """Trains as ``settings`` say, writing into the run directory; returns the exit status."""
     spec = ALGORITHMS[settings.algo]
-    config_values = {**spec.defaults, **settings.algo_config}
+    config_values = {**spec.defaults_for(settings.torso), **settings.algo_config}
     try:
         config = spec.config_class(**config_values)
     except (TypeError, ValueError) as error:
