@@ -14,7 +14,7 @@ import pytest
 
 from memorax import PPO, PPOConfig, make
 from memorax.networks import Categorical, VNetwork
-from memorax_envs_callback import CallbackVmapError
+from memorax_envs_callback import CallbackState, CallbackVmapError
 
 from .conftest import mlp_network
 
@@ -38,8 +38,30 @@ def test_reset_resets_the_real_environment_block_runs_and_continues_training():
     state = agent.evaluate(eval_key, state)
     # --- end of block ---
     assert env_params is None
-    assert int(state.evaluation.count) == 1
-    assert float(state.evaluation.returns[0, 0]) >= 1
+    # evaluate reset the real env, so the training env was re-reset after it: reset #1 by
+    # init, #2 by the evaluation, #3 the re-reset; no step taken since. (Before evaluate,
+    # with these keys: step 9984, episode_start False, previous action and reward 1, and
+    # an observation component of 0.069, outside the reset range.)
+    statistics = state.env_state  # PPO's episode statistics around the callback env's state
+    np.testing.assert_array_equal(statistics.episode_return, 0.0)
+    np.testing.assert_array_equal(statistics.episode_length, 0)
+    assert isinstance(statistics.env_state, CallbackState)
+    assert (int(statistics.env_state.generation), int(statistics.env_state.step)) == (3, 0)
+    assert np.asarray(state.episode_start).all()
+    np.testing.assert_array_equal(state.previous_action, 0)
+    np.testing.assert_array_equal(state.previous_reward, 0.0)
+    # A CartPole reset draws every observation component uniformly from [-0.05, 0.05).
+    assert np.all(np.abs(np.asarray(state.observation)) <= 0.05)
+    # One episode; CartPole pays +1 a step, so its return is its length.
+    evaluation = state.evaluation
+    assert int(evaluation.count) == 1
+    assert np.isfinite(float(evaluation.returns[0, 0]))
+    assert float(evaluation.returns[0, 0]) == int(evaluation.lengths[0, 0])
+    # Random actions last about 22 steps (1,000 episodes measured: mean 22.2, 99th
+    # percentile 60, longest 76). The deterministic policy after this block lasted the
+    # full 500 steps; with root keys 1 to 4 instead of 0 it lasted 300, 500, 348, 500
+    # (16 more episodes each on a separate env: 225 at the shortest).
+    assert int(evaluation.lengths[0, 0]) >= 100
     trained = agent.train(train_key, state, num_steps=1_024)
     assert int(trained.env_steps) == int(state.env_steps) + 1_024
 
