@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from memorax.algorithms.dqn import DQN, DQN_METRIC_NAMES, DQNConfig, n_step_targets
+from memorax.algorithms import DQN, DQN_METRIC_NAMES, DQNConfig, n_step_targets
 from memorax.envs import make
 from memorax.networks import GRU, MLP, DiscreteQNetwork, FeatureExtractor, Network
 

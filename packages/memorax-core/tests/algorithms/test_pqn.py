@@ -9,9 +9,9 @@ import numpy as np
 import optax
 import pytest
 
-from memorax.algorithms.epsilon_greedy import linear_epsilon
 from memorax.algorithms.pqn import PQN, PQN_METRIC_NAMES, PQNConfig
-from memorax.algorithms.q_lambda import q_lambda_returns
+from memorax.algorithms.q_learning import linear_epsilon
+from memorax.algorithms.returns import q_lambda_returns
 from memorax.envs import make
 from memorax.networks import GRU, Categorical, DiscreteQNetwork, FeatureExtractor, Network
 

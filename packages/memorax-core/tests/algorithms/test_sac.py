@@ -14,7 +14,8 @@ import optax
 import pytest
 
 from memorax.algorithms import SAC, SAC_METRIC_NAMES, SACConfig
-from memorax.algorithms.box_actions import box_action_dim, scale_to_box
+from memorax.algorithms.acting import scale_to_box
+from memorax.algorithms.checks import box_action_dim
 from memorax.envs import Box, Wrapper, make
 from memorax.networks import (
     GRU,

@@ -1,9 +1,9 @@
 """The shared environment contract for the ALE backend."""
 
-from memorax.testing import EnvironmentContract, TruncationCase
+from memorax.testing import AgentRunContract, EnvironmentContract, TruncationCase
 
 
-class TestALEContract(EnvironmentContract):
+class TestALEContract(EnvironmentContract, AgentRunContract):
     """Pong: uint8 NHWC frame stacks, a Discrete action space, a frame-count time limit."""
 
     env_ids = ("ale::Pong",)

@@ -1,16 +1,16 @@
 """The shared environment contract for the PufferLib backend, on both vector backends."""
 
-from memorax.testing import EnvironmentContract, TruncationCase
+from memorax.testing import AgentRunContract, EnvironmentContract, TruncationCase
 
 
-class TestPufferLibSerialContract(EnvironmentContract):
+class TestPufferLibSerialContract(EnvironmentContract, AgentRunContract):
     """gymnasium ids through PufferLib's emulation, stepped in this process."""
 
     env_ids = ("pufferlib::CartPole-v1", "pufferlib::Pendulum-v1")
     truncation_case = TruncationCase("pufferlib::Pendulum-v1", {"max_episode_steps": 8}, 8)
 
 
-class TestPufferLibMultiprocessingContract(EnvironmentContract):
+class TestPufferLibMultiprocessingContract(EnvironmentContract, AgentRunContract):
     """The same envs stepped by PufferLib worker processes."""
 
     env_ids = ("pufferlib::CartPole-v1",)

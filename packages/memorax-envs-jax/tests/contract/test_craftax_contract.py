@@ -1,10 +1,10 @@
 """craftax passes the shared environment contract."""
 
-from memorax.testing import EnvironmentContract, TruncationCase
+from memorax.testing import AgentRunContract, EnvironmentContract, TruncationCase
 from memorax_envs_jax.craftax import NAMESPACE
 
 
-class TestCraftaxContract(EnvironmentContract):
+class TestCraftaxContract(EnvironmentContract, AgentRunContract):
     """Craftax-Classic only: each craftax id costs minutes of compiling on two cores."""
 
     env_ids = tuple(f"craftax::{env_id}" for env_id in NAMESPACE.contract_ids)

@@ -1,9 +1,9 @@
 """gymnax passes the shared environment contract."""
 
-from memorax.testing import EnvironmentContract, TruncationCase
+from memorax.testing import AgentRunContract, EnvironmentContract, TruncationCase
 
 
-class TestGymnaxContract(EnvironmentContract):
+class TestGymnaxContract(EnvironmentContract, AgentRunContract):
     """Discrete (CartPole), continuous (Pendulum) and memory (MemoryChain) tasks."""
 
     env_ids = ("gymnax::CartPole-v1", "gymnax::Pendulum-v1", "gymnax::MemoryChain-bsuite")

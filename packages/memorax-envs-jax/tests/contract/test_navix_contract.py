@@ -1,10 +1,10 @@
 """navix passes the shared environment contract."""
 
-from memorax.testing import EnvironmentContract, TruncationCase
+from memorax.testing import AgentRunContract, EnvironmentContract, TruncationCase
 from memorax_envs_jax.navix import NAMESPACE
 
 
-class TestNavixContract(EnvironmentContract):
+class TestNavixContract(EnvironmentContract, AgentRunContract):
     """A random-start room and a room whose obstacles move at random every step."""
 
     env_ids = tuple(f"navix::{env_id}" for env_id in NAMESPACE.contract_ids)

@@ -14,19 +14,21 @@ The constraints are ``jax.lax.with_sharding_constraint`` calls, so they
 compose with ``jax.vmap`` over seeds (the seed axis stays unsharded) and
 under ``jax.distributed.initialize`` the mesh spans every host's devices.
 
-Every agent uses it the same way: its config validates ``num_devices``
-(:func:`check_num_devices_field`), its constructor gets a
-:class:`DataParallel` or ``None`` (:func:`data_parallel_for`), and its
-training code lays out state and batches with :func:`place` and
-:func:`split`, which are the identity for ``None``, so the single-device
-program is the one without any constraint.
+The agent skeleton (:mod:`memorax.algorithms.agent`) uses it the same way for
+every agent: the constructor gets a :class:`DataParallel` or ``None``
+(:func:`data_parallel_for`); each state declares its env-axis fields
+(:data:`OnEnvAxis`) and is laid out by :func:`place`; rollouts and batches go
+through :func:`split`. Both are the identity for ``None``, so the
+single-device program is the one without any constraint.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, TypeVar
+import functools
+import typing
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar, cast
 
 import jax
 import numpy as np
@@ -37,55 +39,23 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATA_AXIS",
+    "ENV_AXIS",
     "DataParallel",
-    "check_batch_size_field",
+    "LaidOutByFields",
+    "OnEnvAxis",
     "check_num_devices",
-    "check_num_devices_field",
     "data_parallel_for",
+    "declared_env_axes",
     "place",
     "put_replicated",
     "split",
 ]
 
 State = TypeVar("State")
+T = TypeVar("T")
 
 DATA_AXIS = "data"
 """Name of the mesh axis the env copies are split over."""
-
-
-def check_num_devices_field(owner: str, num_envs: int, num_devices: Any) -> None:
-    """Raise ``ValueError`` unless a config's ``num_devices`` is ``None`` or a positive int
-    dividing ``num_envs``.
-
-    The config-time half of the checks (no device is queried); ``owner``
-    prefixes the message (e.g. ``"PQNConfig"``).
-    """
-    if num_devices is None:
-        return
-    is_int = isinstance(num_devices, int | np.integer) and not isinstance(num_devices, bool)
-    if not (is_int and num_devices >= 1):
-        raise ValueError(
-            f"{owner}: num_devices must be a positive integer or None, got {num_devices!r}."
-        )
-    if num_envs % num_devices:
-        raise ValueError(
-            f"{owner}: num_envs={num_envs} env copies cannot be split evenly over "
-            f"num_devices={num_devices} devices; choose num_envs a multiple of "
-            "num_devices (or num_devices dividing num_envs)."
-        )
-
-
-def check_batch_size_field(owner: str, batch_size: int, num_devices: int | None) -> None:
-    """Raise ``ValueError`` unless ``batch_size`` sampled sequences split evenly over
-    ``num_devices`` (replay agents split each sampled batch over the devices).
-
-    ``owner`` prefixes the message (e.g. ``"SACConfig"``); nothing to check for ``None``.
-    """
-    if num_devices is not None and batch_size % num_devices:
-        raise ValueError(
-            f"{owner}: batch_size={batch_size} sampled sequences cannot be split evenly over "
-            f"num_devices={num_devices} devices; choose batch_size a multiple of num_devices."
-        )
 
 
 def check_num_devices(owner: str, num_envs: int, num_devices: int) -> None:
@@ -132,51 +102,76 @@ def data_parallel_for(
     return DataParallel.over_devices(num_devices)
 
 
+ENV_AXIS = "env_axis"
+"""Field metadata key of a nested state's own fields (a replay buffer's experience):
+the env axis of the field, as :data:`OnEnvAxis` declares it for an agent's state."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _EnvAxis:
+    """The marker :data:`OnEnvAxis` and :data:`LaidOutByFields` put on a field's type."""
+
+    axis: int | str
+
+
+OnEnvAxis = Annotated[T, _EnvAxis(0)]
+"""A state field whose leading axis is the env axis (env state, observation, carries):
+split over the devices when training data-parallel, e.g. ``observation: OnEnvAxis[jax.Array]``."""
+
+LaidOutByFields = Annotated[T, _EnvAxis("fields")]
+"""A nested state laid out field by field as its own fields declare (a replay buffer, whose
+experience is split while its sum tree over every env copy is replicated)."""
+
+
+@functools.cache
+def declared_env_axes(state_class: Any) -> dict[str, int | str]:
+    """``{field: env axis}`` of the fields a state class declares with an env axis:
+    :data:`OnEnvAxis` and :data:`LaidOutByFields` types, or :data:`ENV_AXIS` metadata."""
+    hints = typing.get_type_hints(state_class, include_extras=True)
+    axes: dict[str, int | str] = {}
+    for field in dataclasses.fields(state_class):
+        markers = [
+            m for m in getattr(hints.get(field.name), "__metadata__", ()) if isinstance(m, _EnvAxis)
+        ]
+        if markers:
+            axes[field.name] = markers[0].axis
+        elif ENV_AXIS in field.metadata:
+            axes[field.name] = field.metadata[ENV_AXIS]
+    return axes
+
+
 def place(
     data_parallel: DataParallel | None,
     state: State,
-    split_fields: Iterable[str] | Mapping[str, int],
+    overrides: Mapping[str, int] | None = None,
 ) -> State:
-    """``state`` (a dataclass pytree), ``split_fields`` split over the mesh, the rest replicated.
+    """``state`` (a dataclass pytree) laid out over the mesh as its fields declare.
 
-    ``split_fields`` name the fields with an env axis (env state, observation,
-    carries, a per-env replay buffer): an iterable of names whose env axis is
-    axis 0, or a mapping from name to env axis (e.g. a carry stacked on a
-    leading axis of two critic copies has its env axis at 1). A dotted name
-    (``"buffer_state.priorities"``) splits one field of a nested dataclass
-    and replicates that dataclass's other fields (e.g. a sum tree over every
-    env copy's priorities). Everything else (parameters, optimizer states,
-    counters, metrics) is held whole on every device. The identity when
-    ``data_parallel`` is ``None``.
+    A field declared :data:`OnEnvAxis` (env state, observation, carries) is
+    split along its env axis; one declared :data:`LaidOutByFields` (a replay
+    buffer) is laid out field by field as its own dataclass declares. Every
+    other field (parameters, optimizer states, counters, metrics) is held whole
+    on every device. ``overrides`` replaces the declared axis of named fields
+    (e.g. a carry stacked on a leading axis of two critic copies has its env
+    axis at 1). The identity when ``data_parallel`` is ``None``.
     """
     if data_parallel is None:
         return state
-    axes = (
-        dict(split_fields) if isinstance(split_fields, Mapping) else dict.fromkeys(split_fields, 0)
-    )
-    whole: dict[str, int] = {}
-    nested: dict[str, dict[str, int]] = {}
-    for name, axis in axes.items():
-        head, _, rest = name.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = axis
-        else:
-            whole[head] = axis
-    fields = {f.name: getattr(state, f.name) for f in dataclasses.fields(state)}  # type: ignore[arg-type]
-    unknown = (whole.keys() | nested.keys()) - fields.keys()
-    if unknown:
-        raise ValueError(f"place: {type(state).__name__} has no fields {sorted(unknown)}.")
-
     mesh_layout = data_parallel  # narrowed to DataParallel inside the closure too
+    axes = {**declared_env_axes(cast(Any, type(state))), **(overrides or {})}
 
     def lay_out(name: str, value: Any) -> Any:
-        if name in whole:
-            return mesh_layout.split(value, whole[name])
-        if name in nested:
-            return place(mesh_layout, value, nested[name])
-        return mesh_layout.replicate(value)
+        axis = axes.get(name)
+        if axis is None:
+            return mesh_layout.replicate(value)
+        if axis == "fields":
+            return place(mesh_layout, value)
+        return mesh_layout.split(value, int(axis))
 
-    laid_out = {name: lay_out(name, value) for name, value in fields.items()}
+    laid_out = {
+        field.name: lay_out(field.name, getattr(state, field.name))
+        for field in dataclasses.fields(state)  # type: ignore[arg-type]
+    }
     return dataclasses.replace(state, **laid_out)  # type: ignore[type-var]
 
 

@@ -99,7 +99,7 @@ class PrioritisedBufferState(BufferState):
         max_priority: ``[]`` float32, the largest priority seen so far.
     """
 
-    priorities: jax.Array
+    priorities: jax.Array = struct.field(metadata={"env_axis": 0})  # split like experience
     tree: sum_tree.SumTree
     max_priority: jax.Array
 

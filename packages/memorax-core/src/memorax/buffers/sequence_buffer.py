@@ -38,7 +38,9 @@ class BufferState:
             ``2**31 - 1`` steps per env).
     """
 
-    experience: Any
+    # Split over devices along the env axis when an agent trains data-parallel
+    # (the key memorax.algorithms.data_parallel.place reads); steps is replicated.
+    experience: Any = struct.field(metadata={"env_axis": 0})
     steps: jax.Array
 
 

@@ -20,7 +20,6 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from memorax.envs import (
@@ -619,50 +618,3 @@ class EnvironmentContract:
         bad = jnp.full((env.num_envs, *space.shape), high, space.dtype)
         with pytest.raises(Exception, match="out of range"):
             jax.block_until_ready(compiled.step(jax.random.key(24), state, bad, compiled.params))
-
-    # -- an agent on top -------------------------------------------------------
-
-    def test_short_ppo_run(self) -> None:
-        """A tiny PPO agent trains two updates on the backend's first env id.
-
-        One id per backend: compiling an agent around an env is the most
-        expensive check, and the other points already cover each id.
-        """
-        from memorax.algorithms import PPO, PPOConfig
-        from memorax.networks import MLP, Categorical, FeatureExtractor, Gaussian, Network, VNetwork
-
-        env_id = self.env_ids[0]
-        compiled = self._compile(env_id, self.make_kwargs.get(env_id, {}))
-        env = compiled.env
-        space = env.action_space
-        if isinstance(space, Discrete):
-            head: Any = Categorical(space.n)
-        elif isinstance(space, Box) and len(space.shape) == 1:
-            head = Gaussian(space.shape[0])
-        else:
-            pytest.skip(f"PPO has no policy head for {space} yet")
-
-        def network(output: Any) -> Network:
-            return Network(FeatureExtractor(MLP((8,))), MLP((8,)), output)
-
-        num_steps = 8
-        config = PPOConfig(
-            num_envs=env.num_envs, num_steps=num_steps, num_minibatches=1, update_epochs=1
-        )
-        optimizer = optax.adam(1e-3)
-        agent = PPO(
-            config, env, compiled.params, network(head), network(VNetwork()), optimizer, optimizer
-        )
-        try:
-            state = agent.train(
-                jax.random.key(25), agent.init(jax.random.key(24)), 2 * num_steps * env.num_envs
-            )
-        finally:
-            compiled.env.close()
-        losses = np.stack([np.asarray(state.metrics[k]) for k in ("policy_loss", "value_loss")])
-        _check(
-            int(state.env_steps) == 2 * num_steps * env.num_envs and np.all(np.isfinite(losses)),
-            compiled.env_id,
-            "agent smoke run",
-            f"PPO took {int(state.env_steps)} env steps with losses {losses.tolist()}",
-        )
