@@ -185,6 +185,30 @@ def sac_pendulum() -> SAC:
     return SAC(config, env, env_params, actor, critic, optax.adam(1e-3), optax.adam(1e-3))
 
 
+def cli_memory_chain(algo: str, torso: str) -> Any:
+    """An agent exactly as ``memorax train --algo ALGO --torso TORSO --env
+    gymnax::MemoryChain-bsuite --env-arg memory_length=5`` builds it (the CLI's defaults,
+    64 units, learning rate 2.5e-4)."""
+    from memorax.cli.agents import ALGORITHMS
+
+    spec = ALGORITHMS[algo]
+    config = spec.config_class(**spec.defaults_for(torso))
+    env, env_params = make("gymnax::MemoryChain-bsuite", num_envs=config.num_envs,
+                           memory_length=5)  # fmt: skip
+    return spec.build(config, env, env_params, torso, 64, 2.5e-4, None)
+
+
+def _memory_chain_runs(algo: str, num_steps: int) -> list[Run]:
+    """The CLI's ``algo`` on MemoryChain (memory length 5) with a GRU, and its MLP control."""
+    every = num_steps // 10
+    return [
+        Run(f"{algo}-memory-chain-gru", lambda: cli_memory_chain(algo, "gru"), 4, num_steps,
+            every, 8, "mean >= 0.8", lambda r: r.mean() >= 0.8),
+        Run(f"{algo}-memory-chain-mlp", lambda: cli_memory_chain(algo, "mlp"), 4, num_steps,
+            every, 8, "near 0 (cannot remember)", lambda r: abs(r.mean()) <= 0.3),
+    ]  # fmt: skip
+
+
 RUNS = {
     run.name: run
     for run in (
@@ -208,6 +232,9 @@ RUNS = {
             "mean >= 0.8", lambda r: r.mean() >= 0.8),
         Run("sac-pendulum", sac_pendulum, 4, 100_000, 10_000, 1,
             "mean >= -250", lambda r: r.mean() >= -250),
+        *_memory_chain_runs("dqn", 102_400),
+        *_memory_chain_runs("sac", 102_400),
+        *_memory_chain_runs("pqn", 102_400),
     )
 }  # fmt: skip
 

@@ -299,7 +299,9 @@ def _check_target(saved: list[dict[str, Any]], target: list[tuple[Any, Any]], wh
         raise ValueError(
             f"The restore target does not match the checkpoint {where}: {shown}. Build the "
             "target the way the saved state was built (same agent config, networks, number "
-            "of seeds)."
+            "of seeds). A checkpoint written by an older Memorax whose agent state had "
+            "another layout (see the changelog in docs/logging.md) is refused the same way: "
+            "continue it with the version that wrote it, or start a new run."
         )
 
 

@@ -184,7 +184,7 @@ def _train_vmapped(agent, settings, base_key, chunks, per_update, checkpointer, 
     empty_metrics = states.metrics
     first_chunk = 0
     if resumed is not None:
-        states = checkpointer.restore(states, resumed["step"])
+        states = _restore(checkpointer, states, resumed["step"])
         first_chunk = resumed["chunk"] + 1
     train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
     for chunk, updates in enumerate(chunks):
@@ -218,7 +218,7 @@ def _train_sequential(
         empty_metrics = state.metrics
         first_chunk = 0
         if resumed is not None and seed == resumed["seed"]:
-            state = checkpointer.restore(state, resumed["step"])
+            state = _restore(checkpointer, state, resumed["step"])
             # The host env behind a callback backend cannot be restored: start
             # fresh episodes from the restored agent.
             state = agent.reset_env(jax.random.fold_in(base_key, 2), state)
@@ -274,6 +274,18 @@ def _chunks(total_updates: int, every: int) -> list[int]:
     """Updates per chunk: full chunks of ``every`` and a smaller last one if needed."""
     full, rest = divmod(total_updates, every)
     return [every] * full + ([rest] if rest else [])
+
+
+def _restore(checkpointer: Checkpointer, target: Any, step: int) -> Any:
+    """The checkpoint ``step`` like ``target``, or a :class:`SettingsError` saying why the
+    run cannot continue (nothing has been trained or written yet)."""
+    try:
+        return checkpointer.restore(target, step)
+    except ValueError as error:
+        raise SettingsError(
+            f"--resume {checkpointer.run_dir}: its checkpoint does not fit the agent this "
+            f"version of Memorax builds from the run's settings. {error}"
+        ) from error
 
 
 def _resume_point(checkpointer: Checkpointer, resume_dir: Path | None) -> dict | None:
