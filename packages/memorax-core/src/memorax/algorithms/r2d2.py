@@ -141,16 +141,14 @@ class R2D2Config(replay.ReplayConfig):
 
 
 class R2D2State(QReplayState):
-    """Everything that changes during training, as one pytree (vmappable over seeds).
+    """Everything that changes during training, as one pytree (vmappable over seeds);
+    the fields not described here are as in :class:`~memorax.algorithms.DQNState`.
 
     Attributes:
         params, target_params: Flax variables of the online and target networks.
         optimizer_state: optax state of the online network's update.
         buffer_state: the :class:`~memorax.buffers.PrioritisedBufferState`;
             its ``experience["carry"]`` holds the stored carries.
-        env_state, observation, episode_start, previous_action,
-        previous_reward, carry, env_steps, gradient_steps, update_count,
-        metrics, evaluation: as in :class:`~memorax.algorithms.DQNState`.
     """
 
     buffer_state: LaidOutByFields[PrioritisedBufferState]
