@@ -5,9 +5,11 @@ from __future__ import annotations
 import csv
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -194,6 +196,86 @@ def test_ctrl_c_writes_a_checkpoint_and_logs_then_exits_cleanly(tmp_path):
     assert (out / "metrics.csv").stat().st_size > 0
     checkpoint_steps = [int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit()]
     assert max(checkpoint_steps) < 400 * UPDATE
+
+
+def _spawn(argv: list[str], **env: str) -> tuple[subprocess.Popen, queue.Queue]:
+    """``memorax`` in a subprocess, its output lines arriving in a queue as they come."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "memorax.cli", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "JAX_PLATFORMS": "cpu", **env},
+    )
+    lines: queue.Queue = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return process, lines
+
+
+def _wait_for(lines: queue.Queue, text: str, seen: list[str], timeout: float = 240) -> float:
+    """Read lines until one contains ``text``; the time it arrived."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = lines.get(timeout=deadline - time.monotonic())
+        assert line is not None, "".join(seen)
+        seen.append(line)
+        if text in line:
+            return time.monotonic()
+    raise AssertionError(f"{text!r} never came:\n{''.join(seen)}")
+
+
+def test_ctrl_c_is_acknowledged_at_once_and_a_second_one_aborts_without_a_traceback(tmp_path):
+    out = tmp_path / "aborted"
+    argv = ["train", "--out", str(out), "--num-steps", str(400 * UPDATE), *TINY,
+            "--torso", "gru", "--env", "gymnax::MemoryChain-bsuite"]  # fmt: skip
+    process, lines = _spawn(argv)
+    seen: list[str] = []
+    _wait_for(lines, "compiling the training program", seen)
+    # While XLA compiles (seconds on two cores) the first Ctrl-C is acknowledged at once.
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    acknowledged = _wait_for(lines, "Received SIGINT", seen)
+    assert acknowledged - sent < 2.0
+    process.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    process.wait(timeout=10)
+    assert time.monotonic() - sent < 2.0
+    while (line := lines.get(timeout=5)) is not None:
+        seen.append(line)
+    output = "".join(seen)
+    assert process.returncode == 130, output
+    assert "Aborted" in output and "Traceback" not in output
+
+
+def test_the_main_job_compiles_its_training_program_once(tmp_path):
+    # 8 updates in chunks of 3 would end with a shorter chunk (another compile); the
+    # run is rounded up to 3 chunks of 3 instead, and says so.
+    out = tmp_path / "once"
+    argv = ["train", "--out", str(out), "--num-steps", str(8 * UPDATE), *TINY[:-2],
+            "--checkpoint-every", "3"]  # fmt: skip
+    process, lines = _spawn(argv, JAX_LOG_COMPILES="1")
+    seen: list[str] = []
+    _wait_for(lines, "done in", seen)
+    process.wait(timeout=60)
+    output = "".join(seen)
+    assert process.returncode == 0, output
+    assert output.count("compilation of jit(train)") == 1, output
+    assert "rounded up to 288" in output
+    with (out / "metrics.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == 2 * 9
+    steps = sorted(int(p.name) for p in (out / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps[-1] == 9 * UPDATE
+
+
+def test_resuming_a_finished_run_says_it_is_complete(finished_run, capsys):
+    assert main(["train", "--resume", str(finished_run)]) == 0
+    assert "is complete: it trained all 256 env steps per seed" in capsys.readouterr().out
 
 
 def test_plot_command_compares_runs(finished_run, tmp_path, capsys):

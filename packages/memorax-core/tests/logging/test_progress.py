@@ -107,3 +107,20 @@ def test_update_after_close_is_an_error():
     progress.close()
     with pytest.raises(RuntimeError, match="after close"):
         progress.update(1)
+
+
+def test_several_seeds_show_the_lowest_and_highest_return_beside_the_mean():
+    # A seed that collapsed (0.0) hides behind a mean of 0.75; the spread shows it.
+    stream = io.StringIO()
+    progress = Progress(100, stream=stream, live=False, interval=0)
+    for seed, value in enumerate([1.0, 0.0, 1.0, 1.0]):
+        progress.log(10, {"episode_return": value}, seed=seed)
+    assert progress.line().endswith("return 0.75 (seeds 0 to 1)")
+    progress.log(20, {"episode_return": math.nan}, seed=1)  # no episode ended: kept
+    assert progress.line().endswith("return 0.75 (seeds 0 to 1)")
+
+
+def test_one_seed_shows_no_spread():
+    progress = Progress(100, stream=io.StringIO(), live=False)
+    progress.log(10, {"episode_return": 3.0})
+    assert progress.line().endswith("return 3")

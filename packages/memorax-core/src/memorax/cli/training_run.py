@@ -13,10 +13,14 @@ host env that cannot be vmapped, so their seeds train one after another.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
+import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +93,8 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
             f"--num-steps {settings.num_steps} is less than one update "
             f"(num_envs * num_steps = {per_update} env steps)."
         )
-    if settings.checkpoint_every is None:
-        settings.checkpoint_every = max(1, math.ceil(total_updates / 10))
+    requested_updates = total_updates
+    settings.checkpoint_every, total_updates = _chunk_plan(total_updates, settings.checkpoint_every)
     # The agent is built before anything is written, so a bad combination (a torso
     # the algorithm cannot use, an action space it does not support) leaves no
     # half-made run behind. Its metrics reach the logger made below.
@@ -147,23 +151,44 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         f"{settings.seeds} seed(s) x {total_steps:,} env steps -> {run_dir}",
         flush=True,
     )
+    if total_updates != requested_updates:
+        print(
+            f"(--num-steps {settings.num_steps:,} rounded up to {total_steps:,}: "
+            f"{total_updates // settings.checkpoint_every} chunks of "
+            f"{settings.checkpoint_every} updates, so that one compiled program runs them all)",
+            flush=True,
+        )
+    num_chunks = total_updates // settings.checkpoint_every
+    if (
+        resumed is not None
+        and resumed["chunk"] + 1 >= num_chunks
+        and (vmapped or resumed["seed"] + 1 >= settings.seeds)
+    ):
+        logger.close()
+        checkpointer.close()
+        print(
+            f"{run_dir} is complete: it trained all {total_steps:,} env steps per seed. "
+            f"To train it further, pass a larger --num-steps with --resume.",
+            flush=True,
+        )
+        return 0
     started = time.monotonic()
     base_key = jax.random.key(settings.seed)
-    chunks = _chunks(total_updates, settings.checkpoint_every)
-    interrupted = False
-    with GracefulInterrupt() as interrupt:
+    plan = _Plan(agent, settings, base_key, settings.checkpoint_every * per_update, num_chunks,
+                 checkpointer, resumed)  # fmt: skip
+    with GracefulInterrupt(abort_on_second=True) as interrupt:
+        # Training runs on a worker thread, so that this one takes Ctrl-C at once, also
+        # while a compiled program (or the compiler) runs.
         if vmapped:
-            interrupted = _train_vmapped(
-                agent, settings, base_key, chunks, per_update, checkpointer, resumed, interrupt
-            )
+            interrupted, returns = _on_worker(lambda: _train_vmapped(plan, interrupt))
         else:
-            interrupted = _train_sequential(
-                agent, settings, base_key, chunks, per_update, checkpointer, resumed,
-                interrupt, logger,
-            )  # fmt: skip
+            interrupted, returns = _on_worker(lambda: _train_sequential(plan, interrupt, logger))
     jax.effects_barrier()  # the last metrics callbacks reach the loggers before they close
     logger.close()
     checkpointer.close()
+    if returns:
+        shown = ", ".join(f"{r:.2f}" for r in returns)
+        print(f"evaluation return (deterministic policy) per seed: {shown}", flush=True)
     elapsed = time.monotonic() - started
     curve = plot_runs([run_dir], run_dir / CURVE_FILE, title=f"{settings.algo} on {settings.env}")
     if interrupted:
@@ -177,103 +202,148 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
     return 0
 
 
-def _train_vmapped(agent, settings, base_key, chunks, per_update, checkpointer, resumed, interrupt):
-    seeds = settings.seeds
+@dataclasses.dataclass
+class _Plan:
+    """What the chunk loops share: the agent, the chunks and where to resume."""
+
+    agent: Any
+    settings: RunSettings
+    base_key: jax.Array
+    chunk_steps: int
+    num_chunks: int
+    checkpointer: Checkpointer
+    resumed: dict | None
+
+
+def _train_vmapped(plan: _Plan, interrupt: GracefulInterrupt) -> tuple[bool, list[float]]:
+    """Every seed in one vmap, chunk by chunk; ``(interrupted, evaluation returns)``."""
+    agent, seeds, resumed = plan.agent, plan.settings.seeds, plan.resumed
     init = jax.jit(jax.vmap(agent.init))
-    states = init(jax.random.split(jax.random.fold_in(base_key, 0), seeds))
+    states = init(jax.random.split(jax.random.fold_in(plan.base_key, 0), seeds))
+    # Every chunk starts from empty metrics (the chunk's own are logged as they come), so
+    # every call, and every checkpoint, has one structure: one compiled program.
     empty_metrics = states.metrics
     first_chunk = 0
     if resumed is not None:
-        states = _restore(checkpointer, states, resumed["step"])
+        states = _restore(plan.checkpointer, states, resumed["step"])
         first_chunk = resumed["chunk"] + 1
     train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
-    for chunk, updates in enumerate(chunks):
-        if chunk < first_chunk:
-            continue
-        keys = jax.random.split(_chunk_key(base_key, 0, chunk), seeds)
-        states = train(keys, states, updates * per_update)
+    keys = jax.random.split(_chunk_key(plan.base_key, 0, first_chunk), seeds)
+    train = _compiled(train, keys, states, plan.chunk_steps)
+    for chunk in range(first_chunk, plan.num_chunks):
+        keys = jax.random.split(_chunk_key(plan.base_key, 0, chunk), seeds)
+        states = train(keys, states.replace(metrics=empty_metrics))
         env_steps = int(np.max(np.asarray(states.env_steps)))
-        # `train` starts every call from empty metrics, so the per-update
-        # metrics of this chunk (already logged) are not part of the
-        # checkpoint; this keeps its structure the same as a fresh init's.
-        checkpointer.save(
+        plan.checkpointer.save(
             env_steps,
             states.replace(metrics=empty_metrics),
             {"chunk": chunk, "seed": 0, "env_steps": env_steps},
         )
         if interrupt.requested:
-            return True
-    _report_evaluation(agent, states, base_key, vmapped=True)
-    return False
+            return True, []
+    keys = jax.vmap(partial(jax.random.fold_in, jax.random.fold_in(plan.base_key, 3)))(
+        jnp.arange(seeds)
+    )
+    evaluated = jax.jit(jax.vmap(agent.evaluate))(keys, states).evaluation.returns
+    return False, np.nanmean(np.asarray(evaluated), axis=(1, 2)).tolist()
 
 
 def _train_sequential(
-    agent, settings, base_key, chunks, per_update, checkpointer, resumed, interrupt, logger
-):
+    plan: _Plan, interrupt: GracefulInterrupt, logger: _SeedShift
+) -> tuple[bool, list[float]]:
+    """Seeds one after another (callback envs), chunk by chunk; ``(interrupted, returns)``."""
+    agent, settings, resumed = plan.agent, plan.settings, plan.resumed
     init = jax.jit(agent.init)
     first_seed = resumed["seed"] if resumed else 0
+    train = None
+    returns: list[float] = []
     for seed in range(first_seed, settings.seeds):
         logger.offset = seed
-        state = init(jax.random.fold_in(jax.random.fold_in(base_key, 0), seed))
+        state = init(jax.random.fold_in(jax.random.fold_in(plan.base_key, 0), seed))
         empty_metrics = state.metrics
         first_chunk = 0
         if resumed is not None and seed == resumed["seed"]:
-            state = _restore(checkpointer, state, resumed["step"])
+            state = _restore(plan.checkpointer, state, resumed["step"])
             # The host env behind a callback backend cannot be restored: start
             # fresh episodes from the restored agent.
-            state = agent.reset_env(jax.random.fold_in(base_key, 2), state)
+            state = agent.reset_env(jax.random.fold_in(plan.base_key, 2), state)
             print(
                 f"{settings.env} is a callback env whose host state cannot be saved: the "
                 "agent is restored and the env starts new episodes.",
                 flush=True,
             )
             first_chunk = resumed["chunk"] + 1
-        for chunk, updates in enumerate(chunks):
-            if chunk < first_chunk:
-                continue
-            state = agent.train(_chunk_key(base_key, seed, chunk), state, updates * per_update)
-            steps = int(state.env_steps) + seed * sum(chunks) * per_update
-            checkpointer.save(
+        if train is None:  # one program for every chunk of every seed
+            key = _chunk_key(plan.base_key, seed, first_chunk)
+            train = _compiled(jax.jit(agent.train, static_argnums=2), key, state, plan.chunk_steps)
+        for chunk in range(first_chunk, plan.num_chunks):
+            state = train(
+                _chunk_key(plan.base_key, seed, chunk), state.replace(metrics=empty_metrics)
+            )
+            steps = int(state.env_steps) + seed * plan.num_chunks * plan.chunk_steps
+            plan.checkpointer.save(
                 steps,
                 state.replace(metrics=empty_metrics),
                 {"chunk": chunk, "seed": seed, "env_steps": int(state.env_steps)},
             )
             if interrupt.requested:
-                return True
-        _report_evaluation(agent, state, base_key, vmapped=False, seed=seed)
-    return False
+                return True, returns
+        key = jax.random.fold_in(jax.random.fold_in(plan.base_key, 3), seed)
+        returns.append(_evaluation_return(agent, state, key))
+    return False, returns
 
 
-def _report_evaluation(agent, state, base_key, vmapped: bool, seed: int = 0) -> None:
-    """Prints the deterministic policy's return, one episode per env copy."""
-    key = jax.random.fold_in(base_key, 3)
-    if vmapped:
-        num_seeds = jnp.shape(state.env_steps)[0]
-        returns = [
-            np.nanmean(
-                np.asarray(
-                    agent.evaluate(
-                        jax.random.fold_in(key, s), jax.tree.map(lambda x, s=s: x[s], state)
-                    ).evaluation.returns
-                )
-            )
-            for s in range(num_seeds)
-        ]
-    else:
-        evaluated = agent.evaluate(jax.random.fold_in(key, seed), state)
-        returns = [float(np.nanmean(np.asarray(evaluated.evaluation.returns)))]
-    shown = ", ".join(f"{r:.1f}" for r in returns)
-    print(f"evaluation return (deterministic policy) per seed: {shown}", flush=True)
+def _compiled(train: Any, key: jax.Array, state: Any, num_steps: int) -> Any:
+    """``train`` compiled ahead of time for ``num_steps``, saying so while it compiles."""
+    print("compiling the training program (once per run)...", flush=True)
+    start = time.monotonic()
+    compiled = train.lower(key, state, num_steps).compile()
+    print(f"compiled in {time.monotonic() - start:.1f} s", flush=True)
+    return compiled
+
+
+def _evaluation_return(agent: Any, state: Any, key: jax.Array) -> float:
+    """The deterministic policy's mean return, one episode per env copy."""
+    return float(np.nanmean(np.asarray(agent.evaluate(key, state).evaluation.returns)))
+
+
+def _on_worker(work: Callable[[], Any]) -> Any:
+    """``work()`` run on a worker thread while this thread waits, so that signal handlers
+    (Ctrl-C) run at once; its result, or its exception re-raised here."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = work()
+        except BaseException as error:  # handed to the waiting thread, which raises it
+            outcome["error"] = error
+
+    worker = threading.Thread(target=run, name="memorax-train", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.1)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]
 
 
 def _chunk_key(base_key: jax.Array, seed: int, chunk: int) -> jax.Array:
     return jax.random.fold_in(jax.random.fold_in(jax.random.fold_in(base_key, 1), seed), chunk)
 
 
-def _chunks(total_updates: int, every: int) -> list[int]:
-    """Updates per chunk: full chunks of ``every`` and a smaller last one if needed."""
-    full, rest = divmod(total_updates, every)
-    return [every] * full + ([rest] if rest else [])
+def _chunk_plan(total_updates: int, every: int | None) -> tuple[int, int]:
+    """``(updates per chunk, total updates)`` with every chunk the same size, so one
+    compiled program runs them all.
+
+    ``every`` given (a flag, a config file or a resumed run): the total is rounded up to a
+    multiple of it. Not given: about a tenth of the run, preferring a divisor of the
+    total between a twentieth and a fifth of it; without one, the total is rounded up.
+    """
+    if every is None:
+        target = max(1, math.ceil(total_updates / 10))
+        near = [d for d in range(max(1, target // 2), 2 * target + 1) if total_updates % d == 0]
+        every = min(near, key=lambda d: abs(d - target)) if near else target
+    return every, math.ceil(total_updates / every) * every
 
 
 def _restore(checkpointer: Checkpointer, target: Any, step: int) -> Any:

@@ -2,7 +2,9 @@
 
 On a terminal (``stream.isatty()``) one line is redrawn in place::
 
-    [########------------]  41.0%  41,984/102,400 steps  8,120 steps/s  ETA 0:00:07  return 187.3
+    [####------]  41.0%  41,984/102,400 steps  8,120 steps/s  ETA 0:00:07  return 187.3
+
+(with several seeds the return is followed by its spread: ``(seeds 120 to 250)``).
 
 When the stream is not a terminal (CI logs, files) the same fields are
 printed as ordinary lines, at most one every ``interval`` seconds, plus a
@@ -27,7 +29,8 @@ _BAR_WIDTH = 20
 
 
 class Progress:
-    """Shows env steps done out of ``total_steps``, steps/s, ETA and the latest mean return.
+    """Shows env steps done out of ``total_steps``, steps/s, ETA and the latest mean return
+    (with the lowest and highest seed's when there are several).
 
     Use it directly (``update``) or as a logger (``log``, e.g. inside a
     :class:`~memorax.logging.MultiLogger`), where it reads the step and the
@@ -140,6 +143,10 @@ class Progress:
         fields.append(f"ETA {self._eta(rate)}")
         ret = self._latest_return
         fields.append("return -" if ret is None else f"return {ret:.4g}")
+        if len(self._seed_returns) > 1:
+            # The mean hides a seed that collapsed: show the spread too.
+            low, high = min(self._seed_returns.values()), max(self._seed_returns.values())
+            fields[-1] += f" (seeds {low:.4g} to {high:.4g})"
         if not self.live:
             return " | ".join(fields)
         filled = round(fraction * _BAR_WIDTH)
