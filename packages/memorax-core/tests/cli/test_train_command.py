@@ -19,6 +19,7 @@ import pytest
 
 from memorax.checkpoints import Checkpointer
 from memorax.cli import main
+from memorax.cli.main import build_parser
 from memorax.cli.run_settings import SettingsError
 from memorax.cli.train_command import resolve_settings
 from memorax.envs import make
@@ -71,9 +72,39 @@ def test_help_lists_the_options_and_config_fields(capsys):
         main(["train", "--help"])
     assert exit_.value.code == 0
     text = capsys.readouterr().out
-    for option in ("--algo", "--env", "--torso", "--num-steps", "--seeds", "--out", "--logger",
+    # --total-steps is the run's length (--num-steps, its old name, still parses).
+    for option in ("--algo", "--env", "--torso", "--total-steps", "--seeds", "--out", "--logger",
                    "--config", "--resume", "--ppo.gamma", "--ppo.num-minibatches"):  # fmt: skip
         assert option in text
+
+
+def test_help_lists_only_the_chosen_algorithms_fields(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    default = capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        main(["train", "--algo", "sac", "--help"])
+    sac = capsys.readouterr().out
+    assert "--ppo.gamma" in default and "--sac.tau" not in default
+    assert "--sac.tau" in sac and "--ppo.gamma" not in sac
+    assert "`memorax train --algo sac --help` lists SAC's" in default
+    assert len(default.splitlines()) < 120
+
+
+def test_a_usage_error_is_the_error_and_one_hint_not_the_usage_block(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--torso", "rnn"])
+    assert exit_.value.code == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 2
+    assert lines[0].startswith("memorax train: error: argument --torso: invalid choice: 'rnn'")
+    assert lines[1] == "(`memorax train --help` lists the options)"
+
+
+def test_total_steps_and_its_old_name_num_steps_set_the_run_length():
+    for flag in ("--total-steps", "--num-steps"):
+        settings, _ = resolve_settings(vars(build_parser().parse_args(["train", flag, "640"])))
+        assert settings.num_steps == 640
 
 
 def test_a_run_leaves_metrics_checkpoints_and_a_plot(finished_run):
@@ -283,6 +314,60 @@ def test_plot_command_compares_runs(finished_run, tmp_path, capsys):
     assert main(["plot", str(finished_run), str(finished_run), "--out", str(out)]) == 0
     assert out.stat().st_size > 10_000
     assert json.loads((finished_run / "run.json").read_text())["seeds"] == 2
+
+
+def test_plot_without_out_writes_into_the_first_run_not_the_working_directory(
+    finished_run, tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)
+    assert main(["plot", str(finished_run), str(finished_run)]) == 0
+    assert (finished_run / "comparison.png").stat().st_size > 10_000
+    assert not list(tmp_path.iterdir())
+    assert str(finished_run / "comparison.png") in capsys.readouterr().out
+
+
+def test_config_takes_a_runs_own_run_json_but_not_its_directory(finished_run):
+    settings, _ = resolve_settings({"config": finished_run / "run.json", "seed": 7})
+    saved = json.loads((finished_run / "run.json").read_text())
+    assert settings.out is None and settings.seed == 7
+    assert settings.algo_config == saved["algo_config"]
+    assert (settings.env, settings.torso, settings.seeds) == (
+        saved["env"], saved["torso"], saved["seeds"],
+    )  # fmt: skip
+
+
+def test_counters_stay_integers_in_the_csv_after_a_resume(tmp_path):
+    partial = tmp_path / "partial"
+    assert train(partial, updates=4) == 0
+    assert main(["train", "--resume", str(partial), "--num-steps", str(6 * UPDATE)]) == 0
+    with (partial / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    assert len(rows) == 12
+    for row in rows:
+        for name in ("env_steps", "update", "episode_count"):
+            assert row[name].lstrip("-").isdigit(), (name, row[name])
+
+
+def test_a_missing_logger_library_is_named_with_its_install_lines_before_anything_is_written(
+    tmp_path, monkeypatch, capsys
+):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "tensorboardX" else real(name, *a),
+    )
+    out = tmp_path / "no-tensorboard"
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--out", str(out), "--logger", "tensorboard", *TINY])
+    assert exit_.value.code == 2
+    message = capsys.readouterr().err
+    assert "--logger tensorboard needs tensorboardX" in message
+    assert 'pip install "memorax-core[tensorboard]"' in message
+    assert 'pip install "./packages/memorax-core[tensorboard]"' in message
+    assert not out.exists()
 
 
 def test_callback_env_seeds_run_one_after_another_and_resume_resets_the_env(tmp_path, capsys):

@@ -22,8 +22,7 @@ def add_plot_command(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=Path("learning_curves.png"),
-        help="image to write (default: %(default)s)",
+        help="image to write (default: comparison.png in the first RUN_DIR)",
     )
     parser.add_argument(
         "--metric", default="episode_return", help="metric to plot (default: %(default)s)"
@@ -39,10 +38,9 @@ def add_plot_command(commands: argparse._SubParsersAction) -> None:
 
 def run_plot(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Draws the runs into ``options.out``."""
+    out = options.out if options.out is not None else options.run_dirs[0] / "comparison.png"
     try:
-        path = plot_runs(
-            options.run_dirs, options.out, metric=options.metric, smoothing=options.smoothing
-        )
+        path = plot_runs(options.run_dirs, out, metric=options.metric, smoothing=options.smoothing)
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
     print(f"wrote {path}")

@@ -62,11 +62,14 @@ SETTING_NAMES = {f.name for f in dataclasses.fields(RunSettings)}
 
 
 def load_config_file(path: Path) -> dict[str, Any]:
-    """Reads a TOML (``.toml``) or YAML (``.yaml``/``.yml``) run config.
+    """Reads a TOML (``.toml``) or YAML (``.yaml``/``.yml``) run config, or the
+    ``run.json`` a run wrote (JSON).
 
     Top-level keys are run settings (``env``, ``torso``, ``num_steps``, ...);
     a table named after the algorithm (``[ppo]``) holds its config fields and
-    ``[env_kwargs]`` the keyword arguments for ``make``.
+    ``[env_kwargs]`` the keyword arguments for ``make``. A ``run.json`` holds
+    the same settings with the config fields under ``algo_config``; its
+    ``out`` is left out, so the new run gets a directory of its own.
     """
     if not path.is_file():
         raise SettingsError(f"--config {path}: no such file.")
@@ -78,8 +81,10 @@ def load_config_file(path: Path) -> dict[str, Any]:
             import yaml
 
             data = yaml.safe_load(path.read_text()) or {}
+        elif suffix == ".json":
+            data = _from_run_file(json.loads(path.read_text()))
         else:
-            raise SettingsError(f"--config {path}: use a .toml, .yaml or .yml file.")
+            raise SettingsError(f"--config {path}: use a .toml, .yaml, .yml or run.json file.")
     except (tomllib.TOMLDecodeError, ValueError) as error:
         if isinstance(error, SettingsError):
             raise
@@ -88,6 +93,17 @@ def load_config_file(path: Path) -> dict[str, Any]:
         raise SettingsError(f"--config {path} is not valid: {error}") from error
     if not isinstance(data, dict):
         raise SettingsError(f"--config {path}: the top level must be a table of settings.")
+    return data
+
+
+def _from_run_file(data: Any) -> Any:
+    """A run's ``run.json`` in the config-file layout (``algo_config`` as the algorithm's
+    table, no ``out``)."""
+    if not isinstance(data, dict):
+        return data
+    data = {key: value for key, value in data.items() if key != "out"}
+    if "algo_config" in data:
+        data[data.get("algo", RunSettings.algo)] = data.pop("algo_config")
     return data
 
 

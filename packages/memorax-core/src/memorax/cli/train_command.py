@@ -21,17 +21,22 @@ __all__ = ["add_train_command"]
 
 LOGGERS = ("console", "csv", "jsonl", "tensorboard", "wandb")
 EXAMPLES = """\
+The help lists the options of one algorithm (--algo, default ppo):
+`memorax train --algo sac --help` lists SAC's.
+
 examples:
   memorax train                                   PPO on gymnax::CartPole-v1, 2 seeds
   memorax train --env gymnax::MemoryChain-bsuite --env-arg memory_length=10 --torso gru
   memorax train --env gymnasium::CartPole-v1 --seeds 1 --logger tensorboard
   memorax train --config run.toml --ppo.num-minibatches 8
   memorax train --resume runs/ppo-CartPole-v1-20261125-120000
+  memorax train --config runs/ppo-CartPole-v1-20261125-120000/run.json --seed 1
 """
 
 
-def add_train_command(commands: argparse._SubParsersAction) -> None:
-    """Registers ``train`` on the ``memorax`` parser."""
+def add_train_command(commands: argparse._SubParsersAction, shown_algo: str | None = None) -> None:
+    """Registers ``train`` on the ``memorax`` parser; its help lists the options of
+    ``shown_algo`` (default: the default algorithm) and only names the others'."""
     parser = commands.add_parser(
         "train",
         help="train an agent (default: PPO on gymnax::CartPole-v1)",
@@ -58,10 +63,14 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         "--torso", choices=TORSOS, metavar="TORSO", help=f"{', '.join(TORSOS)} (default: mlp)"
     )
     run.add_argument(
-        "--num-steps",
+        "--total-steps",
+        dest="num_steps",
         type=_positive_int,
-        help=f"env steps per seed, all env copies counted (default: {defaults.num_steps:,})",
+        help=f"env steps per seed, all env copies counted (default: {defaults.num_steps:,}; "
+        "not --ALGO.num-steps, the steps per env copy and update)",
     )
+    # The name of earlier versions, still accepted.
+    run.add_argument("--num-steps", dest="num_steps", type=_positive_int, help=argparse.SUPPRESS)
     run.add_argument(
         "--seeds",
         type=_positive_int,
@@ -78,7 +87,12 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         help="console (a line per update), csv, jsonl, tensorboard, wandb; repeatable "
         "(default: csv; a progress bar is always shown)",
     )
-    run.add_argument("--config", type=Path, metavar="FILE", help="TOML or YAML file of settings")
+    run.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="settings from a TOML or YAML file, or a run's own run.json",
+    )
     run.add_argument(
         "--resume",
         type=Path,
@@ -93,20 +107,23 @@ def add_train_command(commands: argparse._SubParsersAction) -> None:
         metavar="UPDATES",
         help="checkpoint every this many updates (default: a tenth of the run)",
     )
+    shown = shown_algo if shown_algo in ALGORITHMS else defaults.algo
     for name, spec in ALGORITHMS.items():
-        group = parser.add_argument_group(
-            f"{name} config", f"fields of {spec.config_class.__name__} (--{name}.FIELD VALUE)"
-        )
+        # Every algorithm's options parse; the help lists one algorithm's (each has 15-25).
+        group: Any = parser
+        if name == shown:
+            description = f"fields of {spec.config_class.__name__} (--{name}.FIELD VALUE)"
+            group = parser.add_argument_group(f"{name} config", description)
         for config_field in spec.config_fields():
             default = spec.defaults.get(config_field.name, config_field.default)
-            shown = "" if default is dataclasses.MISSING else f" (default: {default})"
+            text = "" if default is dataclasses.MISSING else f" (default: {default})"
             if config_field.name in spec.memory_defaults:
-                shown += f"; {spec.memory_defaults[config_field.name]} with a memory torso"
+                text += f"; {spec.memory_defaults[config_field.name]} with a memory torso"
             group.add_argument(
                 f"--{name}.{config_field.name.replace('_', '-')}",
                 dest=f"{name}.{config_field.name}",
                 metavar="VALUE",
-                help=f"{config_field.name}{shown}",
+                help=f"{config_field.name}{text}" if name == shown else argparse.SUPPRESS,
             )
     parser.set_defaults(run=run_train, command_parser=parser)
 

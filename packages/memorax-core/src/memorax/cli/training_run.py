@@ -14,6 +14,7 @@ host env that cannot be vmapped, so their seeds train one after another.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import sys
 import threading
@@ -115,6 +116,7 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         )
     except ValueError as error:
         raise SettingsError(str(error)) from error
+    _check_logger_dependencies(settings.loggers)
     run_dir = _run_dir(settings, resume_dir)
     if resume_dir is None and (run_dir / RUN_FILE).exists():
         raise SettingsError(
@@ -325,6 +327,24 @@ def _on_worker(work: Callable[[], Any]) -> Any:
     if "error" in outcome:
         raise outcome["error"]
     return outcome["result"]
+
+
+# --logger name -> (the module it needs, the memorax-core extra that installs it)
+_LOGGER_NEEDS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb", "wandb")}
+
+
+def _check_logger_dependencies(loggers: list[str]) -> None:
+    """A :class:`SettingsError` with the install lines when a chosen logger's library is
+    missing, raised before the run directory exists."""
+    for name in loggers:
+        module, extra = _LOGGER_NEEDS.get(name, (None, None))
+        if module is not None and importlib.util.find_spec(module) is None:
+            raise SettingsError(
+                f"--logger {name} needs {module}, which is not installed. Install the "
+                f'"{extra}" extra: pip install "memorax-core[{extra}]"; from a clone, '
+                f'pip install "./packages/memorax-core[{extra}]" or add --extra {extra} to '
+                "uv run / uv sync (every package of the workspace offers it)."
+            )
 
 
 def _chunk_key(base_key: jax.Array, seed: int, chunk: int) -> jax.Array:

@@ -226,8 +226,18 @@ def _parse_row(record: Mapping[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {"step": int(record["step"]), "seed": int(record["seed"])}
     for name, value in record.items():
         if name not in _INDEX:
-            row[name] = math.nan if value in ("", None) else float(value)
+            row[name] = _number(value)
     return row
+
+
+def _number(value: Any) -> float | int:
+    """A cell as written: integers stay integers (counters rewritten on resume keep their
+    form), anything else is a float, an empty cell NaN."""
+    if value in ("", None):
+        return math.nan
+    if isinstance(value, int) or (isinstance(value, str) and value.lstrip("-").isdigit()):
+        return int(value)
+    return float(value)
 
 
 def _cell(value: float | int) -> str | float | int:
