@@ -92,8 +92,12 @@ class Namespace:
 
 
 def install_command(distribution: str, extra: str) -> str:
-    """The pip command that installs ``distribution`` with ``extra``."""
-    return f'pip install "{distribution}[{extra}]"'
+    """The pip command that installs ``distribution`` with ``extra``, from the package
+    index and from a clone of the Memorax repository (the packages are not published yet)."""
+    return (
+        f'pip install "{distribution}[{extra}]"  (from a clone of the repository, at its '
+        f'root: pip install "./packages/{distribution}[{extra}]")'
+    )
 
 
 @cache
