@@ -1,8 +1,11 @@
 """Every ```python block in the docs and the README runs.
 
-The blocks of one page run in order in one namespace, so a page can build on
-its earlier blocks the way a reader would. A block whose info string is
-``python no-run`` is shown but not run (for cluster launch lines and the like).
+Each block runs on its own, in a fresh namespace, unless its first line says
+which earlier block it continues (``# Continues the previous block ...`` or
+``# Continues the block under "Heading" above.``): then it runs in the
+namespace the page's blocks so far have built, as a reader pasting the page
+in order would. A block whose info string is ``python no-run`` is shown but
+not run (for cluster launch lines and the like).
 """
 
 from __future__ import annotations
@@ -36,12 +39,19 @@ def test_the_docs_have_code_to_run():
     assert PAGES_WITH_CODE, "no python blocks found: is the docs folder where it should be?"
 
 
+CONTINUES = re.compile(r"# Continues (the previous block|the blocks? under \".+\".* above)")
+
+
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=lambda p: str(p.relative_to(ROOT)))
 def test_page_code_blocks_run(page: Path):
-    namespace: dict = {"__name__": f"docs_{page.stem}"}
+    page_namespace: dict = {"__name__": f"docs_{page.stem}"}
     for line, code in python_blocks(page):
+        continues = CONTINUES.match(code) is not None
+        # A block that does not say it continues another must run on its own.
+        namespace = page_namespace if continues else {"__name__": f"docs_{page.stem}"}
         # dont_inherit: run the block as a reader's script would, without this
         # module's `from __future__ import annotations` (which breaks dataclasses
         # defined in a namespace that is not a module).
         compiled = compile(code, f"{page.relative_to(ROOT)}:{line}", "exec", dont_inherit=True)
         exec(compiled, namespace)
+        page_namespace.update(namespace)

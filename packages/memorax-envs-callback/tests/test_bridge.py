@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from memorax.envs import MultiDiscrete, make
+from memorax.envs.host_callbacks import surface_host_errors
 from memorax_envs_callback import CallbackVmapError, StaleEnvironmentStateError
 
 NUM_ENVS = 3
@@ -71,7 +72,16 @@ def test_state_made_stale_by_a_later_reset_is_refused_with_the_fix(cartpole):
     message = str(caught.value)
     assert StaleEnvironmentStateError.__name__ in message
     assert "reset again after this state was made" in message
-    assert "separate env for evaluation" in message
+    assert "evaluate on a separate env" in message
+
+
+def test_a_stale_step_surfaces_as_its_own_error_type_inside_surface_host_errors(cartpole):
+    _, params, reset, step = cartpole
+    _, training_state = reset(jax.random.key(0), params)
+    reset(jax.random.key(1), params)
+    with pytest.raises(StaleEnvironmentStateError) as caught, surface_host_errors():
+        jax.block_until_ready(step(jax.random.key(2), training_state, _actions(), params))
+    assert isinstance(caught.value.__cause__, jax.errors.JaxRuntimeError)
 
 
 def test_env_is_usable_after_a_stale_step_was_refused(cartpole):

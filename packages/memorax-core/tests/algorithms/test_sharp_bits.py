@@ -14,7 +14,7 @@ import pytest
 
 from memorax import PPO, PPOConfig, make
 from memorax.networks import Categorical, VNetwork
-from memorax_envs_callback import CallbackState, CallbackVmapError
+from memorax_envs_callback import CallbackState, CallbackVmapError, StaleEnvironmentStateError
 
 from .conftest import mlp_network
 
@@ -71,10 +71,11 @@ def test_a_state_made_stale_by_evaluate_is_a_clear_error():
     agent = PPO(config, env, env_params, actor, critic, optimizer, optimizer)
     before = agent.train(jax.random.key(1), agent.init(jax.random.key(0)), num_steps=256)
     agent.evaluate(jax.random.key(2), before)
-    with pytest.raises(Exception, match="StaleEnvironmentStateError") as caught:
-        jax.block_until_ready(agent.train(jax.random.key(3), before, num_steps=256))
-    message = str(caught.value)
-    assert "use a separate env for evaluation" in message
+    # The env's own error type, not JAX's JaxRuntimeError (which stays its __cause__).
+    with pytest.raises(StaleEnvironmentStateError) as caught:
+        agent.train(jax.random.key(3), before, num_steps=256)
+    assert isinstance(caught.value.__cause__, jax.errors.JaxRuntimeError)
+    assert "agent.evaluate(key, state, env=eval_env)" in str(caught.value)
 
 
 def test_vmap_over_seeds_block_trains_independent_seeds_on_a_jax_native_env():

@@ -107,6 +107,19 @@ def test_total_steps_and_its_old_name_num_steps_set_the_run_length():
         assert settings.num_steps == 640
 
 
+def test_the_torso_defaults_to_the_algorithms_own_unless_named(tmp_path):
+    def torso(*argv: str) -> str:
+        settings, _ = resolve_settings(vars(build_parser().parse_args(["train", *argv])))
+        return settings.torso
+
+    assert torso() == "mlp"
+    assert torso("--algo", "r2d2") == "gru"  # R2D2 needs memory: its default run works
+    assert torso("--algo", "r2d2", "--torso", "lstm") == "lstm"
+    config = tmp_path / "run.toml"
+    config.write_text('algo = "r2d2"\ntorso = "mlp"\n')
+    assert torso("--config", str(config)) == "mlp"  # then refused when the agent is built
+
+
 def test_a_run_leaves_metrics_checkpoints_and_a_plot(finished_run):
     files = {path.name for path in finished_run.iterdir()}
     assert {

@@ -49,6 +49,7 @@ from jax.experimental import io_callback
 from jax.experimental.buffer_callback import buffer_callback
 
 from memorax.envs import HOST_CALLBACK, Environment, Space, require_host_backend
+from memorax.envs.host_callbacks import host_error
 
 __all__ = [
     "CallbackEnvironment",
@@ -349,8 +350,10 @@ class CallbackEnvironment(Environment):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise HostEnvironmentError(
-                f"{self.name} was closed; make a new env with memorax.envs.make(...)."
+            raise host_error(
+                HostEnvironmentError(
+                    f"{self.name} was closed; make a new env with memorax.envs.make(...)."
+                )
             )
 
     def _check_current(self, step: int, generation: int) -> None:
@@ -370,11 +373,14 @@ class CallbackEnvironment(Environment):
                 f"step {self._step_count}: the same state was stepped twice (callback envs "
                 "cannot be forked or rewound) or a newer state was already stepped"
             )
-        raise StaleEnvironmentStateError(
-            f"{self.name}: stale environment state: {problem}. A callback env's state is a "
-            "handle to one live host env; only the state returned by its latest reset/step "
-            "can be stepped. Fix: use a separate env for evaluation (make the same id "
-            "twice), or call reset (agent.init) again before stepping."
+        raise host_error(
+            StaleEnvironmentStateError(
+                f"{self.name}: stale environment state: {problem}. A callback env's state is "
+                "a handle to one live host env; only the state returned by its latest "
+                "reset/step can be stepped. Fix: evaluate on a separate env, "
+                "agent.evaluate(key, state, env=eval_env) with eval_env made from the same "
+                "id, or call reset (agent.reset_env or agent.init) before stepping again."
+            )
         )
 
 

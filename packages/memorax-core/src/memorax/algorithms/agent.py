@@ -57,6 +57,7 @@ from memorax.algorithms.data_parallel import (
 )
 from memorax.algorithms.metrics import MetricsCallback, emit, empty_metrics, episode_metrics
 from memorax.envs import Environment, EpisodeStatistics
+from memorax.envs.host_callbacks import surface_host_errors
 
 __all__ = ["Agent", "apply_gradients", "with_gradient_clipping"]
 
@@ -134,7 +135,7 @@ class Agent(Generic[ConfigT, StateT]):
         Returns:
             The agent's state with zero counters, empty metrics and evaluation.
         """
-        return self._init_jit(key)
+        return self._call(self._init_jit, key)
 
     def train(self, key: jax.Array, state: StateT, num_steps: int) -> StateT:
         """Train for ``num_steps`` env steps (all copies counted), jitted.
@@ -158,7 +159,7 @@ class Agent(Generic[ConfigT, StateT]):
         iterations = num_iterations(owner, num_steps, per_iteration, self.iteration_unit)
         metrics = put_replicated(self.data_parallel, empty_metrics(self.metric_names))
         state = state.replace(metrics=metrics)  # type: ignore[attr-defined]
-        return self._train_jit(key, state, num_iterations=iterations)
+        return self._call(self._train_jit, key, state, num_iterations=iterations)
 
     def evaluate(
         self,
@@ -208,11 +209,13 @@ class Agent(Generic[ConfigT, StateT]):
         eval_key, reset_key = jax.random.split(key)
         limits = {"num_episodes": int(num_episodes), "max_steps": int(max_steps)}
         params = self._policy_params(state)
-        evaluation = self._evaluate_jit(eval_key, params, env_params, eval_env=env, **limits)
+        evaluation = self._call(
+            self._evaluate_jit, eval_key, params, env_params, eval_env=env, host_env=env, **limits
+        )
         state = state.replace(evaluation=evaluation)  # type: ignore[attr-defined]
         if not separate and not training_env.capabilities.transparent_state:
             # The host saw the evaluation's resets; start training episodes after them.
-            state = self._reset_jit(reset_key, state)
+            state = self._call(self._reset_jit, reset_key, state)
         return state
 
     def reset_env(self, key: jax.Array, state: StateT) -> StateT:
@@ -223,7 +226,21 @@ class Agent(Generic[ConfigT, StateT]):
         the carries start a new episode in every copy. Use it after restoring
         a checkpoint of a run on a callback env, whose host env cannot be saved.
         """
-        return self._reset_jit(key, state)
+        return self._call(self._reset_jit, key, state)
+
+    def _call(self, jitted: Any, *args: Any, host_env: Environment | None = None, **kwargs: Any):
+        """``jitted(*args, **kwargs)``; with a host (callback) env, waits for the result, so
+        that an error the env raised (e.g. ``StaleEnvironmentStateError``) arrives here as
+        itself, not as JAX's ``JaxRuntimeError``. A JAX-native env is not waited for."""
+        env = host_env if host_env is not None else self.env.env
+        with surface_host_errors():
+            result = jitted(*args, **kwargs)
+            leaves = jax.tree.leaves(result)
+            if env.capabilities.execution == "host" and not any(
+                isinstance(leaf, jax.core.Tracer) for leaf in leaves
+            ):
+                jax.block_until_ready(result)
+        return result
 
     # ------------------------------------------------------------------ what agents supply
 

@@ -62,12 +62,15 @@ class AlgorithmSpec:
         memory_defaults: defaults that replace ``defaults`` for a memory torso
             (a replay agent learns from sequences then, so fewer of them per
             gradient step).
+        default_torso: the torso when ``--torso`` is not given (``gru`` for an
+            agent that needs memory, such as R2D2).
     """
 
     config_class: type
     defaults: dict[str, Any]
     build: Callable[..., Any]
     memory_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+    default_torso: str = "mlp"
 
     def config_fields(self) -> list[dataclasses.Field]:
         """The config's fields, in declaration order."""
@@ -259,6 +262,7 @@ ALGORITHMS: dict[str, AlgorithmSpec] = {
             "target_update_interval": 500,
         },
         build=_build_r2d2,
+        default_torso="gru",
     ),
     "sac": AlgorithmSpec(
         config_class=SACConfig,

@@ -60,7 +60,10 @@ def add_train_command(commands: argparse._SubParsersAction, shown_algo: str | No
         help="keyword argument for make(), repeatable (e.g. memory_length=10)",
     )
     run.add_argument(
-        "--torso", choices=TORSOS, metavar="TORSO", help=f"{', '.join(TORSOS)} (default: mlp)"
+        "--torso",
+        choices=TORSOS,
+        metavar="TORSO",
+        help=f"{', '.join(TORSOS)} (default: mlp; gru for --algo r2d2)",
     )
     run.add_argument(
         "--total-steps",
@@ -178,6 +181,7 @@ def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:
         return settings, Path(resume_dir)
 
     values = dataclasses.asdict(RunSettings())
+    values["torso"] = None  # the algorithm's default torso unless the config or a flag names one
     config_file = given.pop("config", None)
     if config_file is not None:
         _merge_config_file(values, load_config_file(config_file), config_file)
@@ -190,6 +194,8 @@ def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:
     if algo not in ALGORITHMS:
         raise SettingsError(f"Unknown algo {algo!r}; choose one of {', '.join(ALGORITHMS)}.")
     spec = ALGORITHMS[algo]
+    if values["torso"] is None:
+        values["torso"] = spec.default_torso
     for key, text in given.items():
         if "." not in key:
             continue

@@ -6,13 +6,20 @@ bad input is present, through :func:`raise_if`), and every step of a callback
 environment. JAX places a callback's operands on a CPU device, so a process
 started with ``JAX_PLATFORMS=cuda`` (CPU hidden) fails deep inside XLA at run
 time. :func:`require_host_backend` says so at trace time instead, with the fix.
+
+An exception raised in a callback reaches the caller as JAX's
+``JaxRuntimeError`` with the original only in its message. A callback that
+records its exception with :func:`host_error` lets :func:`surface_host_errors`
+re-raise it as itself, so ``except StaleEnvironmentStateError`` works.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
@@ -21,7 +28,53 @@ import numpy as np
 from jax.custom_batching import custom_vmap
 from jax.experimental import io_callback
 
-__all__ = ["HostBackendUnavailableError", "raise_if", "require_host_backend"]
+__all__ = [
+    "HostBackendUnavailableError",
+    "host_error",
+    "raise_if",
+    "require_host_backend",
+    "surface_host_errors",
+]
+
+# Exceptions raised in host callbacks and not yet re-raised, newest last (a few at most:
+# the first one stops the program that raised it).
+_recorded_errors: list[Exception] = []
+_recorded_lock = threading.Lock()
+
+
+def host_error(error: Exception) -> Exception:
+    """Records ``error``, about to be raised in a host callback, and returns it
+    (``raise host_error(SomeError(...))``), so that :func:`surface_host_errors` can
+    re-raise it as its own type instead of JAX's ``JaxRuntimeError``."""
+    with _recorded_lock:
+        _recorded_errors.append(error)
+        del _recorded_errors[:-8]
+    return error
+
+
+@contextlib.contextmanager
+def surface_host_errors() -> Iterator[None]:
+    """Re-raises an error recorded by :func:`host_error` as itself when JAX reports it
+    as a ``JaxRuntimeError`` inside this block (the JAX error is its ``__cause__``).
+
+    Results of jitted calls arrive asynchronously: block on them inside the
+    block (``jax.block_until_ready``) for their errors to surface here.
+    """
+    try:
+        yield
+    except jax.errors.JaxRuntimeError as runtime_error:
+        text = str(runtime_error)
+        with _recorded_lock:
+            match = next((e for e in reversed(_recorded_errors) if _reported_in(e, text)), None)
+            _recorded_errors.clear()
+        if match is None:
+            raise
+        raise match.with_traceback(None) from runtime_error
+
+
+def _reported_in(error: Exception, text: str) -> bool:
+    """Whether JAX's message ``text`` reports ``error`` (its type and the start of its message)."""
+    return type(error).__name__ in text and str(error)[:80] in text
 
 
 class HostBackendUnavailableError(RuntimeError):
@@ -87,7 +140,7 @@ def raise_if(
 
     def host_raise(bad: np.ndarray, *values: np.ndarray) -> np.ndarray:
         if np.any(bad):
-            raise error(message(*values) if callable(message) else message)
+            raise host_error(error(message(*values) if callable(message) else message))
         return np.zeros((), np.int32)
 
     @custom_vmap
