@@ -34,6 +34,7 @@ EPISODE_ENDS = {
     "Asterix-MinAtar": TIME_LIMIT,
     "Breakout-MinAtar": TIME_LIMIT,
     "SpaceInvaders-MinAtar": TIME_LIMIT,
+    "Seaquest-MinAtar": TIME_LIMIT,
     # MinAtar's Freeway sets ``terminal`` when its own 2500-frame timer runs out.
     "Freeway-MinAtar": TERMINATION,
     # bsuite's Catch, DeepSea, MemoryChain and UmbrellaChain end by their own
@@ -53,6 +54,9 @@ EPISODE_ENDS = {
     "Pong-misc": TIME_LIMIT,
     "Reacher-misc": TIME_LIMIT,
     "Swimmer-misc": TIME_LIMIT,
+    # gymnasium registers FrozenLake with max_episode_steps=100 (TimeLimit); its own
+    # end is a hole or the goal.
+    "FrozenLake-misc": TIME_LIMIT,
     # Meta-RL trials of a fixed length, the time step in the observation:
     # bandits of a fixed number of pulls (Wang et al. 2017; Lange & Sprekeler
     # 2022), and the point robot (Dorfman et al. 2021) and maze (Miconi et al.
@@ -70,24 +74,7 @@ ONE_STEP_IDS = frozenset({"SimpleBandit-bsuite", "MNISTBandit-bsuite"})
 # Ids the runtime check leaves out, and why.
 NOT_RUN = {"MNISTBandit-bsuite": "its constructor downloads MNIST"}
 
-# Ids gymnax itself cannot step yet. Strict, so a gymnax that fixes one fails
-# here until it is moved into the runtime check proper.
-BROKEN_IN_GYMNAX = {
-    "SimpleBandit-bsuite": (
-        "gymnax 0.0.9 builds its EnvState positionally, so the reward table lands "
-        "in the inherited `time` field and step fails with an IndexError"
-    ),
-}
-
-RUNTIME_IDS = [
-    pytest.param(
-        env_id,
-        marks=pytest.mark.xfail(strict=True, raises=IndexError, reason=BROKEN_IN_GYMNAX[env_id]),
-    )
-    if env_id in BROKEN_IN_GYMNAX
-    else env_id
-    for env_id in sorted(set(EPISODE_ENDS) - set(NOT_RUN))
-]
+RUNTIME_IDS = sorted(set(EPISODE_ENDS) - set(NOT_RUN))
 
 NUM_ENVS = 4
 # The runs are a few steps long, so compile time is the cost: skip the
@@ -157,10 +144,10 @@ def test_adapter_fixed_horizons_are_the_table_terminations():
 
 
 def test_ids_left_out_of_the_runtime_check_are_named_with_a_reason():
-    run = {env_id if isinstance(env_id, str) else env_id.values[0] for env_id in RUNTIME_IDS}
+    run = set(RUNTIME_IDS)
     assert run.isdisjoint(NOT_RUN)
     assert run | set(NOT_RUN) == set(EPISODE_ENDS)
-    assert all(reason.strip() for reason in (*NOT_RUN.values(), *BROKEN_IN_GYMNAX.values()))
+    assert all(reason.strip() for reason in NOT_RUN.values())
 
 
 @pytest.mark.parametrize("env_id", RUNTIME_IDS)
@@ -170,8 +157,6 @@ def test_reaching_the_horizon_ends_as_the_table_says(env_id):
 
     # A step limit cannot fire before it is reached; an env's own terminal
     # condition may, except where the step limit is the task's only end.
-    # Breakout and SpaceInvaders also guard the adapter's workaround for the
-    # end flag they keep in their state.
     before = slice(0, int(horizon) - 1)
     assert not truncated[before].any(), f"{env_id}: truncated before step {horizon}"
     if env_id in FIXED_HORIZON_IDS:

@@ -1,11 +1,9 @@
 """``gymnax::<id>``: gymnax environments under the Memorax contract.
 
-gymnax merges time limits into ``done``. Its ``is_terminal`` checks
-``params.max_steps_in_episode``, so the true terminal condition is recovered
-by asking ``is_terminal`` again with the time limit lifted: ``terminated``
-is that condition and ``truncated`` is any other end of episode. MinAtar's
-Breakout and SpaceInvaders store that merged ``done`` in their state, so they
-are stepped with the limit lifted and the limit is applied afterwards.
+gymnax (1.0 and later) reports the task's own end from ``step_env`` and the
+time limit through ``is_truncated``: ``terminated`` is the first,
+``truncated`` the second when the first is not set. (gymnax 0.0.x merged the
+two into one ``done``; it is no longer supported.)
 
 For a few ids ``max_steps_in_episode`` is not a limit laid over the task but
 the task's own fixed length (bsuite's DiscountingChain, MinAtar's Freeway
@@ -30,8 +28,6 @@ from memorax_envs_jax.params import split_params_kwargs
 
 __all__ = ["FIXED_HORIZON_IDS", "NAMESPACE", "make_gymnax"]
 
-_NO_TIME_LIMIT = 2**30
-
 FIXED_HORIZON_IDS: Mapping[str, str] = MappingProxyType(
     {
         "DiscountingChain-bsuite": "bsuite returns dm_env.termination after its fixed n_steps",
@@ -47,10 +43,6 @@ FIXED_HORIZON_IDS: Mapping[str, str] = MappingProxyType(
 Reaching it ends these episodes with ``terminated=True, truncated=False``:
 bootstrapping past it would value steps the task does not have.
 """
-
-# gymnax 0.0.9 envs whose step writes the merged ``done`` (time limit
-# included) into ``state.terminal``, which their ``is_terminal`` then reads.
-_DONE_STORED_IN_STATE = frozenset({"Breakout-MinAtar", "SpaceInvaders-MinAtar"})
 
 
 def _observation_space(env_id: str, env: Any, params: Any) -> Space:
@@ -94,26 +86,19 @@ def make_gymnax(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnvir
     def reset_single(key, params):
         return env.reset_env(key, params)
 
-    def gymnax_step(key, state, action, params):
-        # The one place that reads gymnax's step tuple.
-        observation, next_state, reward, done, _ = env.step_env(key, state, action, params)
-        return observation, next_state, reward, done
-
     def step_single(key, state, action, params):
-        if not has_time_limit:
-            observation, next_state, reward, terminal = gymnax_step(key, state, action, params)
-            return observation, next_state, reward, terminal, jnp.zeros_like(terminal, dtype=bool)
-        unlimited = params.replace(max_steps_in_episode=_NO_TIME_LIMIT)
-        if env_id in _DONE_STORED_IN_STATE:
-            # Asking is_terminal again would read the limit back out of the state:
-            # step without the limit, then apply it to the state that step left.
-            observation, next_state, reward, terminal = gymnax_step(key, state, action, unlimited)
-            done = jnp.logical_or(terminal, env.is_terminal(next_state, params))
+        # The one place that reads gymnax's step: step_env's flag is the task's own end
+        # (gymnax >= 1.0), is_truncated the time limit.
+        observation, next_state, reward, terminated, _ = env.step_env(key, state, action, params)
+        terminated = jnp.asarray(terminated, bool)
+        if _has_field(params, "max_steps_in_episode"):
+            limit_reached = jnp.asarray(env.is_truncated(next_state, params), bool)
         else:
-            observation, next_state, reward, done = gymnax_step(key, state, action, params)
-            terminal = jnp.logical_and(done, env.is_terminal(next_state, unlimited))
-        truncated = jnp.logical_and(done, jnp.logical_not(terminal))
-        return observation, next_state, reward, terminal, truncated
+            limit_reached = jnp.zeros_like(terminated)
+        if not has_time_limit:  # the horizon is the task's own length: reaching it ends it
+            terminated = terminated | limit_reached
+            return observation, next_state, reward, terminated, jnp.zeros_like(terminated)
+        return observation, next_state, reward, terminated, limit_reached & ~terminated
 
     wrapped = VmappedEnvironment(
         name=f"gymnax::{env_id}",

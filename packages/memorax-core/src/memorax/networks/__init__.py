@@ -24,6 +24,7 @@ from memorax.networks.heads import (
     TwinContinuousQNetwork,
     VNetwork,
 )
+from memorax.networks.initializers import orthogonal
 from memorax.networks.linear_attention import LinearAttention
 from memorax.networks.linear_recurrence import linear_recurrence
 from memorax.networks.lru import LRU
@@ -80,4 +81,5 @@ __all__ = [
     "gtrxl_torso",
     "is_sequence_model",
     "linear_recurrence",
+    "orthogonal",
 ]

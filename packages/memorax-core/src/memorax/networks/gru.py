@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.dense import Dense
+from memorax.networks.initializers import orthogonal
 from memorax.networks.recurrent_scan import recurrent_scan
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -28,7 +29,7 @@ class GRU(SequenceModel):
         check_sequence_inputs("GRU", inputs, episode_starts)
         size = self.features
         projected = Dense(3 * size, name="input")(inputs)
-        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (size, 3 * size))
+        recurrent = self.param("recurrent_kernel", orthogonal(), (size, 3 * size))
         candidate_bias = self.param("candidate_bias", nn.initializers.zeros_init(), (size,))
 
         def cell(h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -17,11 +17,12 @@ from memorax.networks.dense import Dense
 from memorax.networks.distributions import Categorical as CategoricalDistribution
 from memorax.networks.distributions import DiagonalGaussian
 from memorax.networks.distributions import SquashedGaussian as SquashedGaussianDistribution
+from memorax.networks.initializers import orthogonal
 from memorax.networks.mlp import MLP
 
 
 def _dense(features: int, scale: float) -> nn.Dense:
-    return Dense(features, kernel_init=nn.initializers.orthogonal(scale))
+    return Dense(features, kernel_init=orthogonal(scale))
 
 
 class Categorical(nn.Module):

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.dense import Dense
+from memorax.networks.initializers import orthogonal
 from memorax.networks.recurrent_scan import recurrent_scan
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -35,7 +36,7 @@ class LSTM(SequenceModel):
             return jnp.zeros(shape, dtype).at[size : 2 * size].set(1.0)
 
         projected = Dense(4 * size, bias_init=bias_init, name="input")(inputs)
-        recurrent = self.param("recurrent_kernel", nn.initializers.orthogonal(), (size, 4 * size))
+        recurrent = self.param("recurrent_kernel", orthogonal(), (size, 4 * size))
 
         def cell(
             state: tuple[jax.Array, jax.Array], x: jax.Array

@@ -10,6 +10,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.dense import Dense
+from memorax.networks.initializers import orthogonal
 
 
 class MLP(nn.Module):
@@ -29,7 +30,7 @@ class MLP(nn.Module):
         x = jnp.reshape(inputs, (*inputs.shape[: self.num_batch_axes], -1))
         x = x.astype(jnp.float32)
         for width in self.features:
-            x = Dense(width, kernel_init=nn.initializers.orthogonal(math.sqrt(2.0)))(x)
+            x = Dense(width, kernel_init=orthogonal(math.sqrt(2.0)))(x)
             x = self.activation(x)
         return x
 

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.dense import Dense
+from memorax.networks.initializers import orthogonal
 from memorax.networks.recurrent_scan import recurrent_scan
 from memorax.networks.sequence_model import (
     SequenceModel,
@@ -45,9 +46,7 @@ class SLSTM(SequenceModel):
             return jnp.zeros(shape, dtype).at[2 * size : 3 * size].set(3.0)
 
         projected = Dense(4 * size, bias_init=bias_init, name="input")(inputs)
-        recurrent = self.param(
-            "recurrent_kernel", nn.initializers.orthogonal(), (heads, head_dim, 4 * head_dim)
-        )
+        recurrent = self.param("recurrent_kernel", orthogonal(), (heads, head_dim, 4 * head_dim))
 
         def cell(state: SLSTMCarry, x: jax.Array) -> tuple[SLSTMCarry, jax.Array]:
             c, n, m, h = state
