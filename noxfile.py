@@ -6,21 +6,43 @@ Each session installs exactly what it needs from the workspace lock
 
     nox                                                # everything CI runs
     nox -s lint typecheck
-    nox -s "tests(package='memorax-core')"
-    nox -s "contract(backend='navix', device='cpu')"
-    nox -s "contract(backend='navix', device='gpu')"   # needs a visible GPU
+    nox -s "tests-3.11(package='memorax-core')"
+    nox -s tests -p 3.13                               # every package on Python 3.13
+    nox -s "contract-3.11(backend='navix', device='cpu')"
+    nox -s "contract-3.12(backend='navix', device='gpu')"  # needs a visible GPU
     nox -s install docs examples
+    nox -s deps                                        # newest and lowest allowed versions
+
+`nox` alone runs the Python 3.11 sessions; the other Pythons and `deps` run
+in the GitHub workflow's matrix (.github/workflows/ci.yml), where each is a
+job of its own, because on one 2-core machine they would triple CI's time.
+
+Every pytest run shares one JAX compilation cache under .nox/ (a fresh
+clone starts it empty): tests that build the same program, in one session or
+in several, compile it once.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import tomllib
 from pathlib import Path
 
 import nox
 
 ROOT = Path(__file__).parent
+# The Pythons the packages support; the first is the one `nox` runs by default.
+PYTHONS = ("3.11", "3.12", "3.13")
+DEFAULT_PYTHON = PYTHONS[0]
+JAX_CACHE = ROOT / ".nox" / "jax-compilation-cache"
+# The unit-test, multi-device and CPU contract sessions compile hundreds of tiny
+# programs, where compiling is most of the time: XLA's backend optimisation off
+# cuts their time by about a quarter. The same programs run (results differ by
+# float32 rounding, ~1e-7); docs, examples and `deps` keep XLA's defaults, so CI
+# still runs users' code as users compile it.
+FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 PACKAGES = ("memorax-core", "memorax-envs-jax", "memorax-envs-callback")
 BACKENDS = {
     "gymnax": "memorax-envs-jax",
@@ -45,8 +67,8 @@ nox.options.sessions = [
     "lock",
     "lint",
     "typecheck",
-    *(f"tests(package='{package}')" for package in PACKAGES),
-    *(f"contract(backend='{backend}', device='cpu')" for backend in BACKENDS),
+    *(f"tests-{DEFAULT_PYTHON}(package='{package}')" for package in PACKAGES),
+    *(f"contract-{DEFAULT_PYTHON}(backend='{backend}', device='cpu')" for backend in BACKENDS),
     "multidevice",
     "install",
     "docs",
@@ -54,13 +76,44 @@ nox.options.sessions = [
 ]
 
 
+def _let_pyenv_shims_serve_every_python() -> None:
+    """Lets uv find every pyenv-installed Python, not only the selected one.
+
+    pyenv's `python3.12` shim fails unless 3.12 is among the selected versions,
+    so on a machine whose Pythons come from pyenv, `tests-3.12` could not find
+    its interpreter. The other installed versions are appended to the selected
+    ones (PYENV_VERSION, which pyenv's own shims set, or `pyenv version-name`),
+    which changes nothing for `python` itself.
+    """
+    if shutil.which("pyenv") is None:
+        return
+
+    def pyenv(*args: str) -> list[str]:
+        result = subprocess.run(["pyenv", *args], capture_output=True, text=True, check=False)
+        return result.stdout.split() if result.returncode == 0 else []
+
+    selected = os.environ.get("PYENV_VERSION") or ":".join(pyenv("version-name"))
+    current = [version for version in selected.split(":") if version]
+    installed = [v for v in pyenv("versions", "--bare", "--skip-aliases") if "/" not in v]
+    if current and installed:
+        others = [version for version in installed if version not in current]
+        os.environ["PYENV_VERSION"] = ":".join([*current, *others])
+
+
+_let_pyenv_shims_serve_every_python()
+
+
 def sync(session: nox.Session, *args: str) -> None:
     """Installs from uv.lock into the session's virtualenv, failing on a stale lock."""
+    # The session's own interpreter, so tests-3.13 syncs Python 3.13's resolution.
+    interpreter = os.path.join(session.bin, "python")
     session.run_install(
         "uv",
         "sync",
         "--locked",
         "--no-default-groups",
+        "--python",
+        interpreter,
         *args,
         env={"UV_PROJECT_ENVIRONMENT": session.virtualenv.location},
         external=True,
@@ -68,8 +121,18 @@ def sync(session: nox.Session, *args: str) -> None:
 
 
 def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
-    """Runs pytest; pytest itself fails (exit 5) when it collects no test."""
-    session.run("python", "-m", "pytest", *paths, *session.posargs, env=env or {})
+    """Runs pytest with the shared JAX compilation cache; pytest itself fails (exit 5)
+    when it collects no test. The 30 slowest tests are printed, to see where time goes."""
+    cache = {"JAX_COMPILATION_CACHE_DIR": os.fspath(JAX_CACHE)}
+    session.run(
+        "python",
+        "-m",
+        "pytest",
+        *paths,
+        "--durations=30",
+        *session.posargs,
+        env={**cache, **(env or {})},
+    )
 
 
 @nox.session(venv_backend="none")
@@ -100,7 +163,7 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy")
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 @nox.parametrize("package", PACKAGES)
 def tests(session: nox.Session, package: str) -> None:
     """A package's own tests, in an env with only that package and what it needs."""
@@ -117,6 +180,7 @@ def tests(session: nox.Session, package: str) -> None:
         f"--ignore={tests_dir}/multidevice",
         "--numprocesses=2",
         "--dist=loadfile",
+        env={"XLA_FLAGS": FAST_COMPILE_FLAG},
     )
 
 
@@ -130,11 +194,14 @@ def multidevice(session: nox.Session) -> None:
         "packages/memorax-core/tests/multidevice",
         "--numprocesses=2",
         "--dist=loadfile",
-        env={"XLA_FLAGS": "--xla_force_host_platform_device_count=4", "JAX_PLATFORMS": "cpu"},
+        env={
+            "XLA_FLAGS": f"--xla_force_host_platform_device_count=4 {FAST_COMPILE_FLAG}",
+            "JAX_PLATFORMS": "cpu",
+        },
     )
 
 
-@nox.session
+@nox.session(python=PYTHONS)
 @nox.parametrize("device", ["cpu", "gpu"])
 @nox.parametrize("backend", list(BACKENDS))
 def contract(session: nox.Session, backend: str, device: str) -> None:
@@ -146,6 +213,8 @@ def contract(session: nox.Session, backend: str, device: str) -> None:
         extras += ["--group", "cuda"]
     sync(session, "--package", package, "--group", "test", *extras)
     env = {"JAX_PLATFORMS": "cuda,cpu" if device == "gpu" else "cpu"}
+    if device == "cpu":
+        env["XLA_FLAGS"] = FAST_COMPILE_FLAG
     if device == "gpu":
         session.run(
             "python",
@@ -158,6 +227,79 @@ def contract(session: nox.Session, backend: str, device: str) -> None:
             env=env,
         )
     pytest(session, f"packages/{package}/tests/contract/test_{backend}_contract.py", env=env)
+
+
+def _declared_requirements() -> list[str]:
+    """Every requirement the three packages declare, extras included (not each other).
+
+    uv's `lowest-direct` lowers only the requirements named on its command line,
+    not those of a wheel it installs, so they are named there.
+    """
+    requirements: list[str] = []
+    for package in PACKAGES:
+        with (ROOT / "packages" / package / "pyproject.toml").open("rb") as file:
+            project = tomllib.load(file)["project"]
+        declared = [*project.get("dependencies", [])]
+        for extra in project.get("optional-dependencies", {}).values():
+            declared += extra
+        requirements += [r for r in declared if not r.startswith("memorax")]
+    return sorted(set(requirements))
+
+
+@nox.session(python=DEFAULT_PYTHON)
+@nox.parametrize("resolution", ["highest", "lowest-direct"])
+def deps(session: nox.Session, resolution: str) -> None:
+    """The built wheels with the newest (`highest`) or the lowest declared
+    (`lowest-direct`) version of every dependency, outside the lock: each backend's
+    contract suite on its first env id (with its short PPO run), the vmapped-init
+    test, and a short `memorax train`."""
+    dist = Path(session.create_tmp()) / "dist"
+    shutil.rmtree(dist, ignore_errors=True)
+    session.run("uv", "build", "--all-packages", "--out-dir", str(dist), external=True)
+    wheels = {name: next(dist.glob(name.replace("-", "_") + "-*.whl")) for name in PACKAGES}
+    session.install(
+        "--resolution",
+        resolution,
+        os.fspath(wheels["memorax-core"]) + "[testing]",
+        os.fspath(wheels["memorax-envs-jax"]) + "[all]",
+        os.fspath(wheels["memorax-envs-callback"]) + "[all]",
+        *_declared_requirements(),
+        # The test tools are not what this checks: their newest in both.
+        "hypothesis>=6.100",
+    )
+    # What was resolved, in the log: the versions this run vouches for.
+    session.run("uv", "pip", "freeze", external=True)
+    checks = [
+        *(
+            f"packages/{package}/tests/contract/test_{backend}_contract.py"
+            for backend, package in BACKENDS.items()
+        ),
+        "packages/memorax-core/tests/networks/test_vmapped_init_does_not_hang.py",
+    ]
+    # Run from a folder outside the tree, so the installed wheels are what is imported.
+    tree = os.fspath(ROOT)
+    with session.chdir(session.create_tmp()):
+        pytest(
+            session,
+            *(os.path.join(tree, path) for path in checks),
+            f"--rootdir={tree}",
+            env={"MEMORAX_CONTRACT_MAX_ENV_IDS": "1", "JAX_PLATFORMS": "cpu"},
+        )
+        session.run(
+            "memorax",
+            "train",
+            "--algo",
+            "ppo",
+            "--env",
+            "gymnax::CartPole-v1",
+            "--total-steps",
+            "4096",
+            "--seeds",
+            "2",
+            "--out",
+            "deps-ppo-run",
+            env={"JAX_PLATFORMS": "cpu"},
+        )
 
 
 @nox.session
@@ -194,7 +336,8 @@ def docs(session: nox.Session) -> None:
         "--group",
         "test",
     )
-    pytest(session, "tests/docs")
+    # One page per test and pages are independent: two workers halve the time.
+    pytest(session, "tests/docs", "--numprocesses=2")
     session.run(
         "mkdocs",
         "build",

@@ -59,3 +59,19 @@ def test_a_false_capability_claim_is_caught():
         _Suite().test_execution_place_is_as_declared(compiled)
     with pytest.raises(ContractViolation, match=r"capabilities\.transparent_state"):
         _Suite().test_state_forks_or_refuses_to(compiled)
+
+
+def test_max_env_ids_variable_keeps_the_first_ids_and_refuses_nonsense(monkeypatch):
+    from memorax.testing.contract import MAX_ENV_IDS_VARIABLE, _env_ids_to_check
+
+    ids = ("a::One-v0", "a::Two-v0", "a::Three-v0")
+    monkeypatch.delenv(MAX_ENV_IDS_VARIABLE, raising=False)
+    assert _env_ids_to_check(ids) == ids
+    monkeypatch.setenv(MAX_ENV_IDS_VARIABLE, "1")
+    assert _env_ids_to_check(ids) == ("a::One-v0",)
+    monkeypatch.setenv(MAX_ENV_IDS_VARIABLE, "5")
+    assert _env_ids_to_check(ids) == ids
+    for bad in ("0", "first", "-1"):
+        monkeypatch.setenv(MAX_ENV_IDS_VARIABLE, bad)
+        with pytest.raises(ValueError, match=MAX_ENV_IDS_VARIABLE):
+            _env_ids_to_check(ids)

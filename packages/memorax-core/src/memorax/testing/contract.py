@@ -9,10 +9,14 @@ machines.
 Capabilities are checked, not trusted: a backend that declares
 ``vmap_over_seeds`` must give independent results under ``jax.vmap``, and one
 that does not must refuse ``jax.vmap`` with an error that says so.
+
+Setting ``MEMORAX_CONTRACT_MAX_ENV_IDS=N`` checks only the first ``N`` ids of
+every backend: a quick pass over many installs (``nox -s deps``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -151,6 +155,22 @@ def _contains_all(space: Space, batch: jax.Array) -> bool:
     return bool(jnp.all(jax.vmap(space.contains)(flat)))
 
 
+MAX_ENV_IDS_VARIABLE = "MEMORAX_CONTRACT_MAX_ENV_IDS"
+
+
+def _env_ids_to_check(env_ids: tuple[str, ...]) -> tuple[str, ...]:
+    """The ids to check: all, or the first N where MEMORAX_CONTRACT_MAX_ENV_IDS=N."""
+    limit = os.environ.get(MAX_ENV_IDS_VARIABLE, "").strip()
+    if not limit:
+        return env_ids
+    if not limit.isdigit() or int(limit) < 1:
+        raise ValueError(
+            f"{MAX_ENV_IDS_VARIABLE}={limit!r}: expected a whole number of env ids >= 1 "
+            f"(e.g. {MAX_ENV_IDS_VARIABLE}=1), or unset it to check every id."
+        )
+    return env_ids[: int(limit)]
+
+
 class EnvironmentContract:
     """Base class of a backend's contract tests.
 
@@ -181,7 +201,7 @@ class EnvironmentContract:
                     f"{type(self).__name__} sets no env_ids: list the 'namespace::id' ids "
                     "the backend must pass the contract for."
                 )
-            metafunc.parametrize("env_id", self.env_ids, scope="class")
+            metafunc.parametrize("env_id", _env_ids_to_check(self.env_ids), scope="class")
 
     @classmethod
     def _compile(cls, env_id: str, make_kwargs: dict[str, Any]) -> CompiledEnv:
