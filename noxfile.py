@@ -37,11 +37,11 @@ ROOT = Path(__file__).parent
 PYTHONS = ("3.11", "3.12", "3.13")
 DEFAULT_PYTHON = PYTHONS[0]
 JAX_CACHE = ROOT / ".nox" / "jax-compilation-cache"
-# The unit-test, multi-device and CPU contract sessions compile hundreds of tiny
-# programs, where compiling is most of the time: XLA's backend optimisation off
-# cuts their time by about a quarter. The same programs run (results differ by
-# float32 rounding, ~1e-7); docs, examples and `deps` keep XLA's defaults, so CI
-# still runs users' code as users compile it.
+# Most checks compile hundreds of tiny programs, where compiling is most of the
+# time: XLA's backend optimisation off cuts their time by about a quarter. The
+# same programs run (results differ by float32 rounding, ~1e-7). The learning
+# checks (pytest mark `slow`), where running is most of the time, and `deps`
+# keep XLA's defaults, so CI still runs users' code as users compile it.
 FAST_COMPILE_FLAG = "--xla_backend_optimization_level=0"
 PACKAGES = ("memorax-core", "memorax-envs-jax", "memorax-envs-callback")
 BACKENDS = {
@@ -120,7 +120,15 @@ def sync(session: nox.Session, *args: str) -> None:
     )
 
 
-def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None) -> None:
+NO_TESTS_COLLECTED = 5  # pytest's exit status
+
+
+def pytest(
+    session: nox.Session,
+    *paths: str,
+    env: dict[str, str] | None = None,
+    success_codes: list[int] | None = None,
+) -> None:
     """Runs pytest with the shared JAX compilation cache; pytest itself fails (exit 5)
     when it collects no test. The 30 slowest tests are printed, to see where time goes."""
     cache = {"JAX_COMPILATION_CACHE_DIR": os.fspath(JAX_CACHE)}
@@ -132,6 +140,7 @@ def pytest(session: nox.Session, *paths: str, env: dict[str, str] | None = None)
         "--durations=30",
         *session.posargs,
         env={**cache, **(env or {})},
+        success_codes=success_codes or [0],
     )
 
 
@@ -173,14 +182,29 @@ def tests(session: nox.Session, package: str) -> None:
     # Contract tests run per backend in `contract`, multi-device tests in `multidevice`.
     # Two workers: XLA compiles one program on one core, and compiling is most of
     # the time; whole files go to one worker so module fixtures compile once.
-    pytest(
-        session,
+    selection = [
         tests_dir,
         f"--ignore={tests_dir}/contract",
         f"--ignore={tests_dir}/multidevice",
         "--numprocesses=2",
+    ]
+    pytest(
+        session,
+        *selection,
         "--dist=loadfile",
+        "-m",
+        "not slow and not expensive",
         env={"XLA_FLAGS": FAST_COMPILE_FLAG},
+    )
+    # The learning checks, with XLA's defaults: running, not compiling, is their time.
+    # Test by test over the workers, since a few files hold them all.
+    pytest(
+        session,
+        *selection,
+        "--dist=load",
+        "-m",
+        "slow and not expensive",
+        success_codes=[0, NO_TESTS_COLLECTED],
     )
 
 
@@ -336,8 +360,8 @@ def docs(session: nox.Session) -> None:
         "--group",
         "test",
     )
-    # One page per test and pages are independent: two workers halve the time.
-    pytest(session, "tests/docs", "--numprocesses=2")
+    # Each group of blocks is a test of its own: two workers halve the time.
+    pytest(session, "tests/docs", "--numprocesses=2", env={"XLA_FLAGS": FAST_COMPILE_FLAG})
     session.run(
         "mkdocs",
         "build",
@@ -354,4 +378,4 @@ def examples(session: nox.Session) -> None:
     extras = [arg for backend in EXAMPLE_BACKENDS for arg in ("--extra", backend)]
     sync(session, "--all-packages", *extras, "--group", "test")
     # One script per test; compiling dominates, so two workers halve the time.
-    pytest(session, "tests/examples", "--numprocesses=2")
+    pytest(session, "tests/examples", "--numprocesses=2", env={"XLA_FLAGS": FAST_COMPILE_FLAG})
