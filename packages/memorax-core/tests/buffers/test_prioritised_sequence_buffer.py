@@ -224,6 +224,28 @@ def test_an_update_lands_on_the_sampled_start_and_new_steps_get_the_max_priority
     assert np.all(np.asarray(state.priorities)[:, 10 % 7] == 7.0)
 
 
+def test_updates_where_false_are_ignored_like_stale_ones():
+    run, _, state = ready_state()
+    indices = SequenceIndex(
+        jnp.array([1, 0, 0, 0, 0, 0, 0, 0]), jnp.array([5, 4, 4, 4, 4, 4, 4, 6])
+    )
+    values = jnp.array([7.0, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.25])
+    where = jnp.array([False, True, True, True, True, True, True, False])
+    masked = run.update_priorities(state, indices, values, where)
+    only_applied = run.update_priorities(
+        state, SequenceIndex(indices.env[1:7], indices.step[1:7]), values[1:7]
+    )
+    np.testing.assert_array_equal(
+        np.asarray(masked.priorities), np.asarray(only_applied.priorities)
+    )
+    np.testing.assert_array_equal(
+        np.asarray(masked.tree.nodes), np.asarray(only_applied.tree.nodes)
+    )
+    assert float(masked.max_priority) == 1.0, "a masked priority must not raise the maximum"
+    unchanged = run.update_priorities(state, indices, values, False)
+    np.testing.assert_array_equal(np.asarray(unchanged.tree.nodes), np.asarray(state.tree.nodes))
+
+
 def test_the_last_of_duplicate_updates_wins():
     run, _, state = ready_state()
     indices = SequenceIndex(jnp.zeros(UPDATE_BATCH, jnp.int32), jnp.full(UPDATE_BATCH, 5))

@@ -255,7 +255,7 @@ class R2D2(QLearningAgent[R2D2Config, R2D2State]):
         ready = self.buffer.can_sample(buffer_state) & (state.env_steps >= config.learning_starts)
 
         def gradient_step(learner: tuple, key: jax.Array) -> tuple[tuple, dict]:
-            params, target_params, opt_state, priorities, count = learner
+            (params, target_params, opt_state, count), priorities = learner
             # The experience stays out of the loop's carry; only what priority updates
             # change (priorities, sum tree, running maximum) is carried.
             buffer = dataclasses.replace(buffer_state, **priorities)
@@ -268,25 +268,23 @@ class R2D2(QLearningAgent[R2D2Config, R2D2State]):
             params, opt_state = apply_gradients(self.optimizer, grads, opt_state, params)
             buffer = place(
                 self.data_parallel,
-                self.buffer.update_priorities(buffer, sample.indices, new_priorities),
+                # Gated here, so that learn need not select the whole sum tree.
+                self.buffer.update_priorities(buffer, sample.indices, new_priorities, ready),
             )
             target_params = replay.periodic_target_update(
                 params, target_params, count + 1, config.target_update_interval, 1.0
             )
-            learner = (params, target_params, opt_state, _priorities(buffer), count + 1)
+            learner = ((params, target_params, opt_state, count + 1), _priorities(buffer))
             return learner, {"loss": loss, "q_value": q_value, "priority": jnp.mean(new_priorities)}
 
         learner = (
-            state.params,
-            state.target_params,
-            state.optimizer_state,
+            (state.params, state.target_params, state.optimizer_state, state.gradient_steps),
             _priorities(buffer_state),
-            state.gradient_steps,
         )
         learner, stats = replay.learn(
-            learn_key, learner, gradient_step, config.gradient_steps, ready
+            learn_key, learner, gradient_step, config.gradient_steps, ready, self_gated=True
         )
-        params, target_params, opt_state, priorities, gradient_steps = learner
+        (params, target_params, opt_state, gradient_steps), priorities = learner
         state = state.replace(
             params=params,
             target_params=target_params,

@@ -131,6 +131,8 @@ def learn(
     gradient_step: Callable[[Any, jax.Array], tuple[Any, dict[str, jax.Array]]],
     num_steps: int,
     ready: jax.Array,
+    *,
+    self_gated: bool = False,
 ) -> tuple[Any, dict[str, jax.Array]]:
     """``num_steps`` gradient steps, applied when ``ready`` (computed and discarded before
     learning starts, so that a ``jax.vmap`` over seeds, which cannot branch around the
@@ -143,6 +145,11 @@ def learn(
         gradient_step: ``(learner, key) -> (learner, stats)``.
         num_steps: gradient steps (static; 0 takes none).
         ready: scalar bool, the buffer can be sampled and learning has started.
+        self_gated: ``learner`` is ``(gated, own)``: only ``gated`` is selected
+            by ``ready``; ``own`` is carried through as the steps leave it, so
+            the steps must change it only when ready themselves. For buffer-sized
+            state (replay priorities and their sum tree), whose selection as a
+            whole would cost O(capacity) every iteration.
 
     Returns:
         ``(learner, stats)``: the stats' means over the steps, NaN when not ready.
@@ -151,7 +158,11 @@ def learn(
         names = jax.eval_shape(gradient_step, learner, key)[1]
         return learner, {name: jnp.full((), jnp.nan, jnp.float32) for name in names}
     new, stats = jax.lax.scan(gradient_step, learner, jax.random.split(key, num_steps))
-    learner = jax.tree.map(lambda a, b: jnp.where(ready, a, b), new, learner)
+    if self_gated:
+        gated = jax.tree.map(lambda a, b: jnp.where(ready, a, b), new[0], learner[0])
+        learner = (gated, new[1])
+    else:
+        learner = jax.tree.map(lambda a, b: jnp.where(ready, a, b), new, learner)
     return learner, {name: jnp.where(ready, jnp.mean(v), jnp.nan) for name, v in stats.items()}
 
 

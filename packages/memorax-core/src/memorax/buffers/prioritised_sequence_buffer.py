@@ -35,7 +35,7 @@ maximum.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -117,6 +117,7 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
 
     priority_exponent: float = 0.6
     importance_sampling_exponent: float = 0.4
+    _gather_flat_rows: ClassVar[bool] = False  # see SequenceBuffer
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -141,7 +142,10 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
 
     def _masses(self, state: PrioritisedBufferState, slots: jax.Array) -> jax.Array:
         """``[num_envs, len(slots)]`` leaf masses of ``slots`` in every env."""
-        valid = self.valid_starts(state)[:, slots]
+        # Validity of these slots only: valid_starts would build [num_envs, capacity].
+        size = self.size(state)
+        offset = (slots - (state.steps - size)) % self.capacity
+        valid = jnp.broadcast_to(offset + self.sequence_length <= size, (self.num_envs, slots.size))
         return jnp.where(valid, state.priorities[:, slots] ** self.priority_exponent, 0.0)
 
     def _refresh(self, state: PrioritisedBufferState, slots: jax.Array) -> PrioritisedBufferState:
@@ -230,7 +234,11 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
         return Sample(self.gather(state, indices), indices, weights)
 
     def update_priorities(
-        self, state: PrioritisedBufferState, indices: SequenceIndex, priorities: jax.Array
+        self,
+        state: PrioritisedBufferState,
+        indices: SequenceIndex,
+        priorities: jax.Array,
+        where: jax.Array | bool = True,
     ) -> PrioritisedBufferState:
         """Set the priorities of the sequences starting at ``indices``.
 
@@ -238,6 +246,10 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
             state: the buffer state.
             indices: from :meth:`sample` (``[batch]`` env and step).
             priorities: ``[batch]`` non-negative finite floats (e.g. ``|td| + eps``).
+            where: ``[batch]`` or scalar bool; entries where it is False are
+                ignored (e.g. a learner gating its updates on ``can_sample``
+                without selecting between whole buffer states, which costs
+                O(capacity)). Their priorities are still checked.
 
         Returns:
             The new state. Indices whose start has been overwritten since it was
@@ -291,7 +303,7 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
         # Bad entries have raised above; they are masked here too so that the
         # state, the running maximum above all, can never hold a non-finite value.
         acceptable = jnp.isfinite(priorities) & (priorities >= 0)
-        apply = self.is_valid(state, indices) & acceptable
+        apply = self.is_valid(state, indices) & acceptable & jnp.asarray(where, bool)
         slot = step % self.capacity
         env = jnp.clip(indices.env, 0, self.num_envs - 1)
         flat = env * self.capacity + slot
