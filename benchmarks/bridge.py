@@ -8,6 +8,7 @@ rate the bridge keeps.
 
     .venv/bin/python benchmarks/bridge.py            # about two minutes
     .venv/bin/python benchmarks/bridge.py --steps 0.5  # scale every step count
+    .venv/bin/python benchmarks/bridge.py --only gymnasium
 """
 
 from __future__ import annotations
@@ -47,12 +48,15 @@ def raw_stepper(env) -> callable:
     return host.env.step  # gymnasium and ale-py vector envs
 
 
-def measure(env_id: str, steps: int, **kwargs) -> tuple[float, float]:
+def measure(env_id: str, steps: int, in_graph: bool = False, **kwargs) -> tuple[float, float]:
     """Median (raw, bridge) env steps per second over :data:`ROUNDS` alternating rounds.
 
     Alternating keeps a slow patch of a shared machine from landing on one
     side only; each bridge round starts from a fresh reset, since the raw
-    loop moves the host env behind the bridge's back.
+    loop moves the host env behind the bridge's back. ``in_graph``: the
+    bridge's actions are drawn inside the loop (a key split and
+    ``jax.random.randint`` per step, as epsilon-greedy acting does) and the
+    raw loop draws its actions per step with numpy.
     """
     env, params = make(env_id, num_envs=NUM_ENVS, **kwargs)
     try:
@@ -63,11 +67,15 @@ def measure(env_id: str, steps: int, **kwargs) -> tuple[float, float]:
 
         @jax.jit
         def run(state, actions):
-            def one(state, action):
+            def one(carry, action):
+                state, key = carry
+                if in_graph:
+                    key, draw = jax.random.split(key)
+                    action = jax.random.randint(draw, (NUM_ENVS,), 0, n)
                 result = env.step(jax.random.key(0), state, action, params)
-                return result.state, result.reward
+                return (result.state, key), result.reward
 
-            return jax.lax.scan(one, state, actions)
+            return jax.lax.scan(one, (state, jax.random.key(1)), actions)
 
         device_actions = jnp.asarray(actions)
         _, state = env.reset(jax.random.key(0), params)
@@ -80,8 +88,12 @@ def measure(env_id: str, steps: int, **kwargs) -> tuple[float, float]:
             jax.block_until_ready(run(state, device_actions))
             bridge_rates.append(per_round * NUM_ENVS / (time.perf_counter() - start))
             start = time.perf_counter()
-            for action in actions:
-                step(action)
+            if in_graph:
+                for _ in range(per_round):
+                    step(rng.integers(0, n, size=NUM_ENVS, dtype=np.int32))
+            else:
+                for action in actions:
+                    step(action)
             raw_rates.append(per_round * NUM_ENVS / (time.perf_counter() - start))
         return float(np.median(raw_rates)), float(np.median(bridge_rates))
     finally:
@@ -91,9 +103,16 @@ def measure(env_id: str, steps: int, **kwargs) -> tuple[float, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=float, default=1.0, help="scale of every step count")
+    parser.add_argument("--only", default="", help="run the cases whose label contains this")
     args = parser.parse_args()
     cases = [
         ("gymnasium CartPole-v1 (sync)", "gymnasium::CartPole-v1", 4000, {}),
+        (
+            "gymnasium CartPole-v1 (sync), actions drawn in the loop",
+            "gymnasium::CartPole-v1",
+            4000,
+            {"in_graph": True},
+        ),
         ("ALE Pong", "ale::Pong", 400, {}),
         ("pufferlib CartPole-v1 Serial", "pufferlib::CartPole-v1", 4000, {"backend": "Serial"}),
         (
@@ -110,6 +129,8 @@ def main() -> None:
     print("| env | raw env steps/s | bridge env steps/s | bridge/raw |")
     print("|---|---:|---:|---:|")
     for label, env_id, steps, kwargs in cases:
+        if args.only not in label:
+            continue
         raw, bridge = measure(env_id, max(16, int(steps * args.steps)), **kwargs)
         print(f"| {label} | {raw:,.0f} | {bridge:,.0f} | {bridge / raw:.2f} |", flush=True)
 
