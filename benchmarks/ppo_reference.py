@@ -80,9 +80,12 @@ def make_train(num_updates: int):
                 log_prob = jnp.take_along_axis(jax.nn.log_softmax(logits), action[:, None], axis=1)[
                     :, 0
                 ]
-                next_observation, env_state, reward, done, _ = batched_step(
+                # gymnax >= 1.0 reports termination and truncation apart; like PureJaxRL,
+                # this PPO treats both as the end of the episode.
+                next_observation, env_state, reward, terminated, truncated, _ = batched_step(
                     jax.random.split(env_key, NUM_ENVS), env_state, action, env_params
                 )
+                done = terminated | truncated
                 transition = (observation, action, log_prob, value, reward, done)
                 return (next_observation, env_state), transition
 
