@@ -1,7 +1,7 @@
 """Memorax's off-policy agents against rejax's: env steps per second and return, same settings.
 
 DQN and PQN on gymnax CartPole-v1, SAC on gymnax Pendulum-v1, one seed each,
-MLP 64 x 64 (tanh; rejax's PQN: its fixed LayerNorm + ReLU network), the
+MLP 64 x 64 (tanh; PQN: rejax's fixed Dense-LayerNorm-ReLU network in both), the
 settings below (:data:`CASES`) written once for both libraries. Each case
 compiles Memorax's ``train`` here and rejax's in a worker process under
 rejax's own interpreter (``--rejax-python``; see ``rejax_worker.py`` for the
@@ -29,6 +29,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import flax.linen as nn
 import jax
 import numpy as np
 import optax
@@ -39,6 +40,7 @@ import rejax_worker
 from memorax import make
 from memorax.algorithms import DQN, PQN, SAC, DQNConfig, PQNConfig, SACConfig
 from memorax.cli.agents import build_q_network, build_sac_networks
+from memorax.networks import Dense, DiscreteQNetwork, FeatureExtractor, Network
 
 HIDDEN = 64
 
@@ -140,9 +142,16 @@ def memorax_agent(case: Case):
         actor, critic = build_sac_networks(env, "mlp", HIDDEN)
         config = SACConfig(**case.memorax)
         return SAC(config, env, params, actor, critic, optax.adam(1e-3), optax.adam(1e-3))
-    network = build_q_network(env, "mlp", HIDDEN)
-    agent_class, config_class = (DQN, DQNConfig) if case.name == "DQN" else (PQN, PQNConfig)
-    return agent_class(config_class(**case.memorax), env, params, network, optax.adam(1e-3))
+    if case.name == "DQN":
+        network = build_q_network(env, "mlp", HIDDEN)
+        return DQN(DQNConfig(**case.memorax), env, params, network, optax.adam(1e-3))
+
+    # rejax's PQN network, layer for layer: Dense, LayerNorm, ReLU, twice.
+    def block() -> nn.Module:
+        return nn.Sequential([Dense(HIDDEN), nn.LayerNorm(), nn.relu])
+
+    network = Network(FeatureExtractor(block()), block(), DiscreteQNetwork(2))
+    return PQN(PQNConfig(**case.memorax), env, params, network, optax.adam(1e-3))
 
 
 def main() -> None:
