@@ -47,6 +47,7 @@ from memorax.networks import (
     DiscreteQNetwork,
     FeatureExtractor,
     Gaussian,
+    LayerNorm,
     Network,
     SquashedGaussian,
     TwinContinuousQNetwork,
@@ -136,7 +137,7 @@ def _layer_norm_q_network(num_actions: int, width: int = 64) -> Network:
     """Dense -> LayerNorm -> ReLU twice, then a Q head (PQN needs the layer norm)."""
 
     def block() -> nn.Module:
-        return nn.Sequential([Dense(width), nn.LayerNorm(), nn.relu])
+        return nn.Sequential([Dense(width), LayerNorm(), nn.relu])
 
     return Network(FeatureExtractor(block()), block(), DiscreteQNetwork(num_actions))
 

@@ -40,7 +40,7 @@ import rejax_worker
 from memorax import make
 from memorax.algorithms import DQN, PQN, SAC, DQNConfig, PQNConfig, SACConfig
 from memorax.cli.agents import build_q_network, build_sac_networks
-from memorax.networks import Dense, DiscreteQNetwork, FeatureExtractor, Network
+from memorax.networks import Dense, DiscreteQNetwork, FeatureExtractor, LayerNorm, Network
 
 HIDDEN = 64
 
@@ -148,7 +148,7 @@ def memorax_agent(case: Case):
 
     # rejax's PQN network, layer for layer: Dense, LayerNorm, ReLU, twice.
     def block() -> nn.Module:
-        return nn.Sequential([Dense(HIDDEN), nn.LayerNorm(), nn.relu])
+        return nn.Sequential([Dense(HIDDEN), LayerNorm(), nn.relu])
 
     network = Network(FeatureExtractor(block()), block(), DiscreteQNetwork(2))
     return PQN(PQNConfig(**case.memorax), env, params, network, optax.adam(1e-3))

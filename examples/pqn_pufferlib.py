@@ -21,14 +21,14 @@ import optax
 
 from memorax.algorithms import PQN, PQNConfig
 from memorax.envs import make
-from memorax.networks import Dense, DiscreteQNetwork, FeatureExtractor, Network
+from memorax.networks import Dense, DiscreteQNetwork, FeatureExtractor, LayerNorm, Network
 
 NUM_ENVS, ROLLOUT = 32, 16
 
 
 def layer_norm_block(width: int) -> nn.Module:
     """Dense -> LayerNorm -> ReLU, the normalisation PQN relies on."""
-    return nn.Sequential([Dense(width), nn.LayerNorm(), nn.relu])
+    return nn.Sequential([Dense(width), LayerNorm(), nn.relu])
 
 
 def main(argv: list[str] | None = None) -> float:

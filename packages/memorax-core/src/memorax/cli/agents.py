@@ -31,6 +31,7 @@ from memorax.networks import (
     DiscreteQNetwork,
     FeatureExtractor,
     Gaussian,
+    LayerNorm,
     Network,
     OneHot,
     SquashedGaussian,
@@ -170,7 +171,7 @@ def build_q_network(env: Environment, torso: str, hidden_size: int) -> Network:
         raise ValueError(
             f"Q-learning agents need Discrete actions; {env.name} has {space}. Use --algo ppo."
         )
-    observation = nn.Sequential([Dense(hidden_size), nn.LayerNorm(), nn.relu])
+    observation = nn.Sequential([Dense(hidden_size), LayerNorm(), nn.relu])
     if torso == "mlp":
         extractor = FeatureExtractor(observation)
         return Network(extractor, MLP((hidden_size,)), DiscreteQNetwork(space.n))

@@ -25,6 +25,7 @@ from memorax.networks.heads import (
     VNetwork,
 )
 from memorax.networks.initializers import orthogonal
+from memorax.networks.layer_norm import LayerNorm
 from memorax.networks.linear_attention import LinearAttention
 from memorax.networks.linear_recurrence import linear_recurrence
 from memorax.networks.lru import LRU
@@ -57,6 +58,7 @@ __all__ = [
     "CausalConv",
     "ContinuousQNetwork",
     "Dense",
+    "LayerNorm",
     "DiscreteQNetwork",
     "FeatureExtractor",
     "GatedResidual",

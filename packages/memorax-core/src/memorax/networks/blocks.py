@@ -11,7 +11,7 @@ blocks, e.g. GPT-2 style::
             Residual(PreNorm(MultiHeadAttention(d, heads, context))),
             Residual(PreNorm(FFN(4 * d))),
         )
-    ] + [nn.LayerNorm()])
+    ] + [LayerNorm()])
 
 and GTrXL style (Parisotto et al., 2020) with ``GatedResidual`` instead of
 ``Residual`` and no final norm.
@@ -27,6 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.dense import Dense
+from memorax.networks.layer_norm import LayerNorm
 from memorax.networks.sequence_model import (
     Carry,
     SequenceModel,
@@ -149,7 +150,7 @@ class PreNorm(SequenceModel):
     def __call__(
         self, inputs: jax.Array, episode_starts: jax.Array, carry: Carry
     ) -> tuple[Carry, jax.Array]:
-        return apply_layer(self.layer, nn.LayerNorm(name="norm")(inputs), episode_starts, carry)
+        return apply_layer(self.layer, LayerNorm(name="norm")(inputs), episode_starts, carry)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> Carry:

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.dense import Dense
+from memorax.networks.layer_norm import LayerNorm
 from memorax.networks.linear_recurrence import linear_recurrence
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -53,7 +54,7 @@ class FFM(SequenceModel):
 
         trace = jnp.concatenate([states.real, states.imag], axis=-1)
         trace = jnp.reshape(trace, (*trace.shape[:2], 2 * m * c))
-        mixed = nn.LayerNorm(name="norm")(Dense(self.features, name="mix")(trace))
+        mixed = LayerNorm(name="norm")(Dense(self.features, name="mix")(trace))
         gate = jax.nn.sigmoid(Dense(self.features, name="output_gate")(inputs))
         skip = Dense(self.features, name="skip")(inputs)
         return states[:, -1], mixed * gate + skip * (1.0 - gate)

@@ -11,6 +11,7 @@ import jax.numpy as jnp
 from memorax.networks.causal_conv import CausalConv
 from memorax.networks.chunked_linear_attention import chunked_linear_attention
 from memorax.networks.dense import Dense
+from memorax.networks.layer_norm import LayerNorm
 from memorax.networks.sequence_model import (
     SequenceModel,
     check_head_dim,
@@ -80,7 +81,7 @@ class MLSTM(SequenceModel):
             self.chunk_size,
         )
         heads = read[..., :head_dim] / jnp.maximum(jnp.abs(read[..., head_dim:]), 1.0)
-        heads = nn.LayerNorm(use_bias=False, name="head_norm")(heads)  # per-head norm
+        heads = LayerNorm(use_bias=False, name="head_norm")(heads)  # per-head norm
         heads = jnp.reshape(heads, (*inputs.shape[:2], -1))
         output_gate = jax.nn.sigmoid(Dense(self.features, name="output_gate")(inputs))
         outputs = Dense(self.features, name="out")(heads * output_gate)

@@ -9,6 +9,7 @@ import flax.linen as nn
 from memorax.networks.attention import MultiHeadAttention
 from memorax.networks.blocks import FFN, GatedResidual, PreNorm, Residual, Stack
 from memorax.networks.dense import Dense
+from memorax.networks.layer_norm import LayerNorm
 
 
 def gpt2_torso(
@@ -26,7 +27,7 @@ def gpt2_torso(
     for _ in range(num_layers):
         attention = MultiHeadAttention(features, num_heads, context_length, positional)
         layers += [Residual(PreNorm(attention)), Residual(PreNorm(FFN(4 * features)))]
-    return Stack([*layers, nn.LayerNorm()])
+    return Stack([*layers, LayerNorm()])
 
 
 def gtrxl_torso(
