@@ -142,10 +142,7 @@ class PrioritisedSequenceBuffer(SequenceBuffer):
 
     def _masses(self, state: PrioritisedBufferState, slots: jax.Array) -> jax.Array:
         """``[num_envs, len(slots)]`` leaf masses of ``slots`` in every env."""
-        # Validity of these slots only: valid_starts would build [num_envs, capacity].
-        size = self.size(state)
-        offset = (slots - (state.steps - size)) % self.capacity
-        valid = jnp.broadcast_to(offset + self.sequence_length <= size, (self.num_envs, slots.size))
+        valid = self.valid_starts(state, slots)  # these slots only: O(len(slots))
         return jnp.where(valid, state.priorities[:, slots] ** self.priority_exponent, 0.0)
 
     def _refresh(self, state: PrioritisedBufferState, slots: jax.Array) -> PrioritisedBufferState:

@@ -174,13 +174,15 @@ class SequenceBuffer:
         """``[]`` bool, True once ``min_length`` steps per env have been written."""
         return self.size(state) >= self._min_steps
 
-    def valid_starts(self, state: BufferState) -> jax.Array:
-        """``[num_envs, capacity]`` bool, True at slots where a sequence may start."""
+    def valid_starts(self, state: BufferState, slots: jax.Array | None = None) -> jax.Array:
+        """``[num_envs, capacity]`` bool, True at slots where a sequence may start; with
+        ``slots`` (``[n]`` int), only those: ``[num_envs, n]``, without the whole mask."""
+        slots = jnp.arange(self.capacity) if slots is None else slots
         size = self.size(state)
         oldest = (state.steps - size) % self.capacity
-        offset = (jnp.arange(self.capacity) - oldest) % self.capacity
+        offset = (slots - oldest) % self.capacity
         valid = offset + self.sequence_length <= size
-        return jnp.broadcast_to(valid, (self.num_envs, self.capacity))
+        return jnp.broadcast_to(valid, (self.num_envs, *jnp.shape(slots)))
 
     def is_valid(self, state: BufferState, indices: SequenceIndex) -> jax.Array:
         """``[batch]`` bool, True where ``indices`` still names a stored, valid start."""
