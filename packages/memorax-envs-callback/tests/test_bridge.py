@@ -119,7 +119,12 @@ def test_vmap_of_step_alone_is_refused(cartpole):
 
 
 def test_terminal_final_observation_is_the_failed_pole_and_obs_restarts(cartpole):
-    """Pushing left until CartPole fails: final_observation is past the limits, obs is fresh."""
+    """Pushing left until CartPole fails: final_observation is past the limits, obs is fresh.
+
+    Everywhere no episode ended, final_observation is the observation (the host
+    writes the final buffer only in steps where one ended), and the reward
+    (carried bitcast beside the flags) is CartPole's 1 per step.
+    """
     env, params, reset, _ = cartpole
 
     @jax.jit
@@ -131,18 +136,23 @@ def test_terminal_final_observation_is_the_failed_pole_and_obs_restarts(cartpole
                 result.info["final_observation"],
                 result.terminated,
                 result.truncated,
+                result.reward,
             )
 
         return jax.lax.scan(one, state, jax.random.split(jax.random.key(0), 30))[1]
 
     _, state = reset(jax.random.key(5), params)
-    observation, final, terminated, truncated = map(np.asarray, push_left(state))
+    observation, final, terminated, truncated, reward = map(np.asarray, push_left(state))
     assert terminated.any(axis=0).all(), "always pushing left must fail within 30 steps"
     assert not truncated.any()
     t, i = np.argwhere(terminated)[0]
     x, angle = final[t, i, 0], final[t, i, 2]
     assert abs(x) > 2.4 or abs(angle) > 0.2095, "final_observation must be the terminal state"
     assert np.all(np.abs(observation[t, i]) <= 0.05), "obs must be a fresh reset (|s| <= 0.05)"
+    assert (~terminated.any(axis=1)).any(), "some steps must end no episode"
+    np.testing.assert_array_equal(final[~terminated], observation[~terminated])
+    np.testing.assert_array_equal(reward, np.ones_like(reward))
+    assert reward.dtype == np.float32
 
 
 def test_host_exception_reaches_the_user_with_its_message():

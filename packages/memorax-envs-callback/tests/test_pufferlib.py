@@ -99,14 +99,18 @@ def test_episode_end_resets_in_the_same_step(rollouts):
             assert not np.array_equal(observation[t + 1, i], observation[t, i])
 
 
-def test_user_env_creator_and_worker_exception_message_reach_the_user():
+@pytest.mark.parametrize("backend", ["Serial", "Multiprocessing"])
+def test_user_env_creator_and_host_exception_message_reach_the_user(backend):
+    """Serial steps its copies directly (not through PufferLib's send), Multiprocessing in workers:
+    an exception inside a copy reaches the user with its message either way."""
+    workers = {"num_workers": 1} if backend == "Multiprocessing" else {}
     env, params = make(
         "pufferlib::FailsAtStepTwo",
         num_envs=2,
-        backend="Multiprocessing",
-        num_workers=1,
+        backend=backend,
         env_creator=FailsAtStepTwo,
         scale=2.0,
+        **workers,
     )
     try:
         observation, state = env.reset(jax.random.key(0), params)

@@ -67,7 +67,8 @@ class GymnasiumHostEnv:
         observation, reward, terminated, truncated, info = self.env.step(action)
         final = observation
         ended = info.get("_final_obs")
-        if ended is not None and np.any(ended):
+        # The array's own any(): np.any's dispatch costs about 1 us, a share of a 70 us step.
+        if ended is not None and ended.any():
             final = np.array(observation, copy=True)
             for index in np.flatnonzero(ended):
                 final[index] = info["final_obs"][index]
