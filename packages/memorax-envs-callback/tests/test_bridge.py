@@ -52,7 +52,7 @@ def test_make_returns_none_params_and_host_capabilities(cartpole):
     assert params is None
     assert env.capabilities.execution == "host"
     assert not env.capabilities.transparent_state
-    assert not env.capabilities.vmap_over_seeds
+    assert env.capabilities.vmap_over_seeds  # each seed gets its own host env
 
 
 def test_state_is_only_a_step_counter_and_a_generation(cartpole):
@@ -95,27 +95,116 @@ def test_env_is_usable_after_a_stale_step_was_refused(cartpole):
     assert int(result.state.step) == 1
 
 
-def test_vmap_over_seeds_of_a_whole_rollout_names_the_cause_and_the_fix(cartpole):
-    env, params, _, _ = cartpole
+def _random_rollout(env, key, length=40):
+    """Reset from ``key``, then ``length`` steps of actions drawn in the loop."""
+    observation, state = env.reset(key, None)
 
-    def rollout(key):
-        _, state = env.reset(key, params)
-        return env.step(key, state, _actions(), params).reward
+    def one(state, step_key):
+        action = jax.random.randint(step_key, (env.num_envs,), 0, 2)
+        result = env.step(step_key, state, action, None)
+        return result.state, (result.observation, result.reward, result.terminated)
 
-    with pytest.raises(CallbackVmapError) as caught:
-        jax.vmap(rollout)(jax.random.split(jax.random.key(0), 2))
-    message = str(caught.value)
-    assert "cannot be vmapped over seeds" in message
-    assert "gymnax/navix/craftax" in message
-    assert "one after" in message
+    steps = jax.random.split(jax.random.fold_in(key, 1), length)
+    return observation, jax.lax.scan(one, state, steps)[1]
 
 
-def test_vmap_of_step_alone_is_refused(cartpole):
+@pytest.fixture(scope="module")
+def vmapped():
+    """Three seeds of a 40-step rollout in one vmap, on an env of its own."""
+    env, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
+    keys = jax.random.split(jax.random.key(7), 3)
+    out = jax.jit(jax.vmap(lambda key: _random_rollout(env, key)))(keys)
+    yield env, keys, jax.tree.map(np.asarray, out)
+    env.close()
+
+
+def test_vmap_over_seeds_steps_one_host_env_per_seed_each_as_if_alone(vmapped):
+    env, keys, out = vmapped
+    assert env.num_host_copies == 3
+    assert out[1][2].any(), "the rollouts should cross episode ends"
+    assert not np.array_equal(out[0][0], out[0][1]), "seeds must start differently"
+    for seed in (0, 2):
+        alone, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
+        try:
+            single = jax.jit(lambda key, env=alone: _random_rollout(env, key))(keys[seed])
+        finally:
+            alone.close()
+        for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(single), strict=True):
+            np.testing.assert_array_equal(got[seed], np.asarray(want))
+
+
+def test_nested_vmaps_flatten_onto_one_pool_of_host_envs():
+    env, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
+    try:
+        keys = jax.random.split(jax.random.key(8), (2, 3))
+        nested = jax.jit(jax.vmap(jax.vmap(lambda key: _random_rollout(env, key, 5))))(keys)
+        assert nested[0].shape == (2, 3, NUM_ENVS, 4)
+        assert env.num_host_copies == 6
+        flat = jax.jit(jax.vmap(lambda key: _random_rollout(env, key, 5)))(keys.reshape(6))
+        for got, want in zip(jax.tree.leaves(nested), jax.tree.leaves(flat), strict=True):
+            np.testing.assert_array_equal(np.asarray(got).reshape(want.shape), want)
+    finally:
+        env.close()
+
+
+def test_a_vmapped_state_stepped_twice_is_stale_and_names_the_seed(vmapped):
+    env, keys, _ = vmapped
+    reset = jax.jit(jax.vmap(env.reset, in_axes=(0, None)))
+    step = jax.jit(jax.vmap(env.step, in_axes=(0, 0, 0, None)))
+    actions = jnp.zeros((3, NUM_ENVS), jnp.int32)
+    _, states = reset(keys, None)
+    jax.block_until_ready(step(keys, states, actions, None))
+    stale = pytest.raises(StaleEnvironmentStateError, match=r"seed 0 of a vmapped batch")
+    with stale, surface_host_errors():
+        jax.block_until_ready(step(keys, states, actions, None))
+    # A seed's state moved to another seed's host env is refused too: generations
+    # are unique across the pool.
+    _, states = reset(keys, None)
+    swapped = jax.tree.map(lambda x: x[::-1], states)
+    with pytest.raises(StaleEnvironmentStateError, match="reset again"), surface_host_errors():
+        jax.block_until_ready(step(keys, swapped, actions, None))
+
+
+def test_vmap_of_step_with_one_state_for_every_seed_is_refused(cartpole):
     env, params, reset, _ = cartpole
     _, state = reset(jax.random.key(0), params)
     actions = jnp.zeros((2, NUM_ENVS), jnp.int32)
-    with pytest.raises(CallbackVmapError, match="step"):
+    with pytest.raises(CallbackVmapError, match="state must be batched"):
         jax.vmap(lambda a: env.step(jax.random.key(1), state, a, params))(actions)
+
+
+def test_a_bridge_without_a_host_factory_refuses_vmap_and_says_why():
+    from memorax_envs_callback import CallbackEnvironment
+    from memorax_envs_callback.gymnasium import GymnasiumHostEnv
+
+    vector_env = gymnasium.make_vec(
+        "CartPole-v1",
+        num_envs=2,
+        vectorization_mode="sync",
+        vector_kwargs={"autoreset_mode": gymnasium.vector.AutoresetMode.SAME_STEP},
+    )
+    env = CallbackEnvironment("custom::CartPole", GymnasiumHostEnv(vector_env, "custom"))
+    try:
+        assert not env.capabilities.vmap_over_seeds
+        with pytest.raises(CallbackVmapError, match="host_factory") as caught:
+            jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), None)
+        assert "cannot be vmapped over seeds" in str(caught.value)
+    finally:
+        env.close()
+
+
+def test_close_closes_every_seed_s_host_env():
+    env, _ = make("gymnasium::CartPole-v1", num_envs=2, vectorization_mode="async")
+    try:
+        keys = jax.random.split(jax.random.key(0), 2)
+        jax.jit(jax.vmap(env.reset, in_axes=(0, None)))(keys, None)
+        processes = [p for copy in env._copies for p in copy.host.env.processes]
+        assert len(processes) == 4 and all(p.is_alive() for p in processes)
+    finally:
+        env.close()
+    for process in processes:
+        process.join(timeout=10)
+    assert not any(process.is_alive() for process in processes)
 
 
 def test_terminal_final_observation_is_the_failed_pole_and_obs_restarts(cartpole):
@@ -232,12 +321,14 @@ def test_io_callback_path_for_accelerators_gives_the_same_trajectory():
         np.testing.assert_array_equal(rollouts[True][name], rollouts[False][name], err_msg=name)
 
 
-def test_vmap_is_refused_on_the_io_callback_path_too():
-    env, params = make("gymnasium::CartPole-v1", num_envs=2)
+def test_vmap_over_seeds_on_the_io_callback_path_matches_the_in_place_path(vmapped):
+    _, keys, in_place = vmapped
+    env, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
     env.use_buffer_callback = False
     try:
-        with pytest.raises(CallbackVmapError, match="cannot be vmapped over seeds"):
-            jax.vmap(env.reset, in_axes=(0, None))(jax.random.split(jax.random.key(0), 2), params)
+        out = jax.jit(jax.vmap(lambda key: _random_rollout(env, key)))(keys)
+        for got, want in zip(jax.tree.leaves(out), jax.tree.leaves(in_place), strict=True):
+            np.testing.assert_array_equal(np.asarray(got), want)
     finally:
         env.close()
 

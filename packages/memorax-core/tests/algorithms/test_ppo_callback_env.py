@@ -11,7 +11,6 @@ from memorax.algorithms import PPO, PPOConfig
 from memorax.envs import make
 from memorax.networks import Categorical, VNetwork
 from memorax_envs_callback import StaleEnvironmentStateError
-from memorax_envs_callback.bridge import CallbackVmapError
 
 from .conftest import mlp_network
 
@@ -58,9 +57,32 @@ def test_evaluate_on_a_separate_callback_env_leaves_training_env_alone(agent):
     assert int(agent.train(jax.random.key(3), evaluated, num_steps=256).env_steps) == 512
 
 
-def test_vmap_over_seeds_with_a_callback_env_is_refused(agent):
-    with pytest.raises(CallbackVmapError, match="cannot be vmapped over seeds"):
-        jax.vmap(agent.init)(jax.random.split(jax.random.key(0), 2))
+def test_vmapped_seeds_each_train_as_if_alone_on_a_fresh_env():
+    """Seed s of a vmapped run equals seed s trained alone on a freshly made env."""
+    agent = make_agent()
+    init_keys = jax.random.split(jax.random.key(0), 2)
+    train_keys = jax.random.split(jax.random.key(1), 2)
+    states = jax.vmap(agent.init)(init_keys)
+    states = jax.vmap(agent.train, in_axes=(0, 0, None))(train_keys, states, 256)
+    assert agent.env.num_host_copies == 2
+    np.testing.assert_array_equal(states.env_steps, [256, 256])
+    kernels = jax.tree.leaves(states.actor_params)
+    assert not np.allclose(kernels[1][0], kernels[1][1]), "seeds must train independently"
+    for seed in range(2):
+        alone = make_agent()
+        state = alone.train(train_keys[seed], alone.init(init_keys[seed]), num_steps=256)
+        for got, want in zip(kernels, jax.tree.leaves(state.actor_params), strict=True):
+            np.testing.assert_allclose(got[seed], want, rtol=1e-5, atol=1e-6)
+        alone.env.close()
+    # Evaluation on a separate env under the same vmap: that env builds a pool of its own.
+    eval_env, _ = make("gymnasium::CartPole-v1", num_envs=2)
+    evaluated = jax.vmap(lambda key, state: agent.evaluate(key, state, env=eval_env))(
+        jax.random.split(jax.random.key(2), 2), states
+    )
+    np.testing.assert_array_equal(evaluated.evaluation.count, [2, 2])
+    assert eval_env.num_host_copies == 2
+    eval_env.close()
+    agent.env.close()
 
 
 @pytest.mark.slow

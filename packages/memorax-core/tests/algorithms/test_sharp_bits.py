@@ -14,7 +14,7 @@ import pytest
 
 from memorax import PPO, PPOConfig, make
 from memorax.networks import Categorical, VNetwork
-from memorax_envs_callback import CallbackState, CallbackVmapError, StaleEnvironmentStateError
+from memorax_envs_callback import CallbackState, StaleEnvironmentStateError
 
 from .conftest import mlp_network
 
@@ -95,14 +95,20 @@ def test_vmap_over_seeds_block_trains_independent_seeds_on_a_jax_native_env():
     assert not np.allclose(kernels[0], kernels[1]), "seeds must train independently"
 
 
-def test_the_same_vmap_on_a_callback_env_says_why_and_what_to_do():
+def test_the_same_vmap_block_trains_independent_seeds_on_a_callback_env():
+    # --- the docs' block (docs/sharp-bits.md, "jax.vmap over seeds") ---
     env, env_params = make("gymnasium::CartPole-v1")
     agent = PPO(config, env, env_params, actor, critic, optimizer, optimizer)
-    with pytest.raises(CallbackVmapError) as caught:
-        jax.vmap(agent.init)(jax.random.split(jax.random.key(0), 4))
-    message = str(caught.value)
-    assert "cannot be vmapped over seeds" in message
-    assert "gymnax" in message or "one after another" in message
+    init = jax.vmap(agent.init)
+    train = jax.vmap(agent.train, in_axes=(0, 0, None))
+    states = init(jax.random.split(jax.random.key(1), 4))
+    states = train(jax.random.split(jax.random.key(2), 4), states, 1_024)
+    # --- end of block ---
+    np.testing.assert_array_equal(states.env_steps, [1_024] * 4)
+    assert env.num_host_copies == 4  # one host env per seed
+    kernels = jax.tree.leaves(states.actor_params)[1]
+    assert not np.allclose(kernels[0], kernels[1]), "seeds must train independently"
+    env.close()
 
 
 def test_env_params_is_none_and_kwargs_reach_the_host_env():

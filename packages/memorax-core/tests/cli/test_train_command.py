@@ -384,13 +384,43 @@ def test_a_missing_logger_library_is_named_with_its_install_lines_before_anythin
     assert not out.exists()
 
 
-def test_callback_env_seeds_run_one_after_another_and_resume_resets_the_env(tmp_path, capsys):
+def test_callback_env_seeds_train_in_one_vmap_and_resume_resets_the_env(tmp_path, capsys):
     out = tmp_path / "gymnasium"
+    assert train(out, "--env", "gymnasium::CartPole-v1", updates=4) == 0
+    first = capsys.readouterr().out
+    assert "one after another" not in first
+    with (out / "metrics.csv").open() as file:
+        rows = list(csv.DictReader(file))
+    # One vmapped program logs both seeds at every update (seeds one after another
+    # would log all of seed 0 first).
+    assert [(int(row["update"]), int(row["seed"])) for row in rows][:4] == [
+        (1, 0), (1, 1), (2, 0), (2, 1),
+    ]  # fmt: skip
+    assert sorted(int(row["seed"]) for row in rows) == [0] * 4 + [1] * 4
+    assert main(["train", "--resume", str(out), "--num-steps", str(6 * UPDATE)]) == 0
+    resumed = capsys.readouterr().out
+    assert "the agent is restored and the env starts new episodes" in resumed
+    with (out / "metrics.csv").open() as file:
+        assert len(list(csv.DictReader(file))) == 12
+
+
+def test_an_env_that_cannot_vmap_trains_its_seeds_one_after_another(tmp_path, capsys, monkeypatch):
+    import memorax_envs_callback.gymnasium as gymnasium_backend
+    from memorax_envs_callback import CallbackEnvironment
+
+    class OneHostEnv(CallbackEnvironment):
+        """The gymnasium bridge without a host factory: one host env, no vmap."""
+
+        def __init__(self, name, host, host_factory=None):
+            super().__init__(name, host)
+
+    monkeypatch.setattr(gymnasium_backend, "CallbackEnvironment", OneHostEnv)
+    out = tmp_path / "one-host"
     assert train(out, "--env", "gymnasium::CartPole-v1", updates=4) == 0
     first = capsys.readouterr().out
     assert "cannot be vmapped over seeds: training the 2 seeds one after another" in first
     with (out / "metrics.csv").open() as file:
-        seeds = sorted(int(row["seed"]) for row in csv.DictReader(file))
+        seeds = [int(row["seed"]) for row in csv.DictReader(file)]
     assert seeds == [0] * 4 + [1] * 4
     assert main(["train", "--resume", str(out), "--num-steps", str(6 * UPDATE)]) == 0
     resumed = capsys.readouterr().out

@@ -154,13 +154,17 @@ def make_ale(game: str, num_envs: int, **kwargs: Any) -> tuple[CallbackEnvironme
             f"make({name!r}) got an unexpected keyword argument {key!r}.{hint} "
             f"AtariVectorEnv accepts: {', '.join(sorted(accepted - _FIXED))}."
         )
-    env = AtariVectorEnv(rom, num_envs, autoreset_mode="SameStep", **kwargs)
-    try:
-        host = AtariHostEnv(env, name)
-    except BaseException:
-        env.close()
-        raise
-    return CallbackEnvironment(name, host), None
+
+    def build() -> AtariHostEnv:
+        env = AtariVectorEnv(rom, num_envs, autoreset_mode="SameStep", **kwargs)
+        try:
+            return AtariHostEnv(env, name)
+        except BaseException:
+            env.close()
+            raise
+
+    # Under jax.vmap each seed gets its own vector env, built the same way.
+    return CallbackEnvironment(name, build(), host_factory=build), None
 
 
 NAMESPACE = Namespace(

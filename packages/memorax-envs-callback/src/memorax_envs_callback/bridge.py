@@ -38,7 +38,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import dataclasses
 import threading
+from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
 
 import jax
@@ -152,6 +154,17 @@ class CallbackState(NamedTuple):
     generation: jax.Array
 
 
+class _HostCopy:
+    """One host vector env of a callback env's pool and where it is (its reset and step)."""
+
+    __slots__ = ("generation", "host", "step_count")
+
+    def __init__(self, host: HostVectorEnv):
+        self.host = host
+        self.generation = 0
+        self.step_count = 0
+
+
 class CallbackEnvironment(Environment):
     """A host vector env behind jittable ``reset``/``step`` (see the module docstring).
 
@@ -159,6 +172,11 @@ class CallbackEnvironment(Environment):
         name: ``"namespace::id"``, used in messages.
         host: the adapter; the bridge owns it and closes it in :meth:`close`
             or at interpreter exit.
+        host_factory: builds another host vector env like ``host`` (same
+            constructor and kwargs). With it, ``jax.vmap`` over seeds works: a
+            batch of S seeds steps S host envs (``host`` and S - 1 built on
+            first need) in one host call. Without it ``jax.vmap`` raises
+            :class:`CallbackVmapError`.
 
     The ``key`` of ``reset`` seeds the host env (the same key gives the same
     first observations and, for deterministic envs, the same trajectory); the
@@ -169,15 +187,28 @@ class CallbackEnvironment(Environment):
     use_buffer_callback: bool | None = None
     """None: in-place outputs on the CPU, ``io_callback`` elsewhere; True/False force one."""
 
-    def __init__(self, name: str, host: HostVectorEnv):
+    def __init__(
+        self,
+        name: str,
+        host: HostVectorEnv,
+        host_factory: Callable[[], HostVectorEnv] | None = None,
+    ):
         self.name = name
         self.num_envs = int(host.num_envs)
         self.observation_space = host.observation_space
         self.action_space = host.action_space
-        self.capabilities = HOST_CALLBACK
+        self.capabilities = (
+            HOST_CALLBACK
+            if host_factory is not None
+            else dataclasses.replace(HOST_CALLBACK, vmap_over_seeds=False)
+        )
         self._host = host
-        self._generation = 0
-        self._step_count = 0
+        self._host_factory = host_factory
+        # Copy 0 is ``host``, used by unbatched calls and by seed 0 of a vmapped
+        # one; copy s serves seed s. Every reset of any copy takes the next
+        # generation, so a state carried to another seed's copy is stale there.
+        self._copies = [_HostCopy(host)]
+        self._generations = 0
         self._closed = False
         # Calls arrive on XLA's threads; the lock keeps the check-then-step atomic.
         self._lock = threading.Lock()
@@ -195,8 +226,13 @@ class CallbackEnvironment(Environment):
         # and therefore run before it.
         atexit.register(self.close)
 
+    @property
+    def num_host_copies(self) -> int:
+        """Host vector envs this env holds: 1, or the largest seed batch vmapped over so far."""
+        return len(self._copies)
+
     def close(self) -> None:
-        """Shuts the host env down (worker processes included). Safe to call twice."""
+        """Shuts every host env down (worker processes included). Safe to call twice."""
         if self._closed:
             return
         # Dispatch is asynchronous: let callbacks already queued finish first.
@@ -209,7 +245,14 @@ class CallbackEnvironment(Environment):
         with self._lock:
             self._closed = True
             atexit.unregister(self.close)
-            self._host.close()
+            errors = []
+            for copy in self._copies:
+                try:
+                    copy.host.close()
+                except Exception as error:  # close the rest before reporting
+                    errors.append(error)
+            if errors:
+                raise errors[0]
 
     # JAX side ---------------------------------------------------------------
 
@@ -217,9 +260,7 @@ class CallbackEnvironment(Environment):
         self._check_params(params)
         seed = jax.random.randint(key, (), 0, _MAX_SEED, dtype=jnp.int32)
         scalar = jax.ShapeDtypeStruct((), jnp.int32)
-        observation, generation = self._call(
-            "reset", self._host_reset, (self._observation_struct, scalar), seed
-        )
+        observation, generation = self._call("reset", (self._observation_struct, scalar), seed)
         return self._to_space(observation), CallbackState(
             step=jnp.zeros((), jnp.int32), generation=generation
         )
@@ -229,8 +270,8 @@ class CallbackEnvironment(Environment):
         self._check_params(params)
         state = self._check_state(state)
         n = self.num_envs
-        # Few, packed buffers: each costs the host a conversion (about 1 to 2 us),
-        # which adds up against a 100 us CartPole step.
+        # Few, packed buffers: each costs the host a conversion (about 0.5 us),
+        # which adds up against a 70 us CartPole step.
         outputs = (
             self._observation_struct,
             jax.ShapeDtypeStruct((n,), jnp.float32),
@@ -238,39 +279,87 @@ class CallbackEnvironment(Environment):
             self._observation_struct,
         )
         position = jnp.stack([state.generation, state.step])
-        observation, reward, flags, final = self._call(
-            "step", self._host_step, outputs, position, action
-        )
+        observation, reward, flags, final = self._call("step", outputs, position, action)
         terminated, truncated = flags[:n].astype(jnp.bool_), flags[n : 2 * n].astype(jnp.bool_)
         info = {"final_observation": self._to_space(final)}
         observation = self._to_space(observation)
         next_state = CallbackState(step=flags[2 * n], generation=state.generation)
         return observation, next_state, reward, terminated, truncated, info
 
-    def _call(self, method: str, host_function: Any, outputs: tuple, *args: jax.Array) -> Any:
+    def _call(self, method: str, outputs: tuple, *args: jax.Array) -> Any:
         require_host_backend(f"{self.name}.{method}")
-        if self._in_place_outputs():
-            callback = buffer_callback(host_function, outputs, has_side_effect=True)
+        return self._host_call(method, outputs, 1)(*args)
+
+    def _host_call(self, method: str, outputs: tuple, num_copies: int) -> Callable[..., Any]:
+        """The host call of ``method`` over ``num_copies`` host envs, with its ``jax.vmap`` rule.
+
+        One copy: the arguments and ``outputs`` as the method has them. More:
+        every argument and output has a leading axis of ``num_copies``.
+        """
+        host_function: Callable[..., None]
+        if num_copies == 1:
+            host_function = self._host_reset if method == "reset" else self._host_step
+            shapes = outputs
         else:
-            callback = _returning_callback(host_function, outputs)
-        env_name = self.name
+            host_function = self._host_reset_copies if method == "reset" else self._host_step_copies
+            shapes = tuple(
+                jax.ShapeDtypeStruct((num_copies, *struct.shape), struct.dtype)
+                for struct in outputs
+            )
+        if self._in_place_outputs():
+            callback = buffer_callback(host_function, shapes, has_side_effect=True)
+        else:
+            callback = _returning_callback(host_function, shapes)
 
         @custom_vmap
         def call(*args: jax.Array) -> Any:
             return callback(*args)
 
         @call.def_vmap
-        def _refuse(axis_size: int, in_batched: Any, *args: Any) -> Any:
+        def _over_seeds(axis_size: int, in_batched: Any, *args: Any) -> Any:
+            self._check_vmappable(method, in_batched)
+            total = axis_size * num_copies
+            merged = []
+            for arg, batched in zip(args, in_batched, strict=True):
+                if not batched:
+                    arg = jnp.broadcast_to(arg, (axis_size, *arg.shape))
+                # Nested vmaps flatten onto one pool: [axis, copies, ...] -> [axis * copies, ...].
+                merged.append(arg if num_copies == 1 else arg.reshape(total, *arg.shape[2:]))
+            self._add_copies(total)
+            results = self._host_call(method, outputs, total)(*merged)
+            if num_copies > 1:
+                results = tuple(
+                    result.reshape(axis_size, num_copies, *result.shape[1:]) for result in results
+                )
+            return tuple(results), tuple(True for _ in results)
+
+        return call
+
+    def _check_vmappable(self, method: str, in_batched: Any) -> None:
+        if self._host_factory is None:
             raise CallbackVmapError(
-                f"jax.vmap reached {env_name}.{method}, a callback environment. Its "
-                f"{self.num_envs} copies run in one host process, which cannot be vmapped "
-                "over seeds: a vmapped init/train/evaluate would share (and corrupt) that "
-                "one environment. To run several seeds, use a JAX-native env "
-                "(gymnax/navix/craftax) and vmap over seeds, or run the seeds one after "
-                "another. To step more copies at once, raise make(..., num_envs=...)."
+                f"jax.vmap reached {self.name}.{method}, a callback environment built without "
+                "a host_factory, so it has one host env, which cannot be vmapped over seeds "
+                "(the seeds would share and corrupt it). Pass "
+                "CallbackEnvironment(..., host_factory=...) to let each seed build its own, "
+                "or run the seeds one after another."
+            )
+        if method == "step" and not in_batched[0]:
+            raise CallbackVmapError(
+                f"jax.vmap over {self.name}.step with one env state for every seed: under "
+                "vmap each seed steps its own host env, so the state must be batched too "
+                "(vmap reset over the seeds' keys and step the states it returns)."
             )
 
-        return call(*args)
+    def _add_copies(self, count: int) -> None:
+        """Builds host envs until there are ``count`` (at trace time, before any call runs)."""
+        factory = self._host_factory
+        if factory is None:  # _check_vmappable refused it already; kept for the type checker
+            raise CallbackVmapError(f"{self.name} has no host_factory to build more host envs.")
+        with self._lock:
+            self._check_open()
+            while len(self._copies) < count:
+                self._copies.append(_HostCopy(factory()))
 
     def _to_space(self, observation: jax.Array) -> jax.Array:
         if self._device_layout is None:
@@ -315,38 +404,70 @@ class CallbackEnvironment(Environment):
         observation_out, generation_out = out
         with self._lock:
             self._check_open()
-            # A failing reset leaves no usable state behind: invalidate first.
-            self._generation += 1
-            self._step_count = 0
-            observation = self._host.reset(int(np.asarray(seed)))
-            np.asarray(observation_out)[...] = observation
-            np.asarray(generation_out)[...] = self._generation
+            np.asarray(observation_out)[...] = self._reset_copy(0, int(np.asarray(seed)))
+            np.asarray(generation_out)[...] = self._copies[0].generation
+
+    def _host_reset_copies(self, ctx: Any, out: tuple, seeds: Any) -> None:
+        del ctx
+        observation_out, generation_out = (np.asarray(buffer) for buffer in out)
+        with self._lock:
+            self._check_open()
+            for index, seed in enumerate(np.asarray(seeds).tolist()):
+                observation_out[index] = self._reset_copy(index, seed)
+                generation_out[index] = self._copies[index].generation
+
+    def _reset_copy(self, index: int, seed: int) -> np.ndarray:
+        copy = self._copies[index]
+        # A failing reset leaves no usable state behind: invalidate first.
+        self._generations += 1
+        copy.generation = self._generations
+        copy.step_count = 0
+        return copy.host.reset(seed)
 
     def _host_step(self, ctx: Any, out: tuple, position: Any, action: Any) -> None:
         del ctx
         with self._lock:
             self._check_open()
             generation, step = np.asarray(position).tolist()
-            self._check_current(step, generation)
+            copy = self._copies[0]
+            self._check_current(copy, step, generation)
             # The buffer is only valid during this call; host envs may keep a reference.
-            result = self._host.step(np.asarray(action).copy())
-            self._step_count += 1
+            result = copy.host.step(np.asarray(action).copy())
+            copy.step_count += 1
             observation_out, reward_out, flags_out, final_out = out
             observation = np.asarray(observation_out)
-            observation[...] = result.observation
-            np.asarray(reward_out)[...] = result.reward
-            flags, n = np.asarray(flags_out), self.num_envs
-            flags[:n] = result.terminated
-            flags[n : 2 * n] = result.truncated
-            flags[2 * n] = self._step_count
-            # Mostly no episode ended and the final observation is the observation:
-            # copy the contiguous output instead of converting the host array again.
-            final_source = (
-                observation
-                if result.final_observation is result.observation
-                else result.final_observation
+            _write_step(
+                result,
+                copy.step_count,
+                observation,
+                np.asarray(reward_out),
+                np.asarray(flags_out),
+                final_out,
             )
-            np.asarray(final_out)[...] = final_source
+
+    def _host_step_copies(self, ctx: Any, out: tuple, positions: Any, actions: Any) -> None:
+        del ctx
+        observation_out, reward_out, flags_out, final_out = (np.asarray(buffer) for buffer in out)
+        with self._lock:
+            self._check_open()
+            positions = np.asarray(positions).tolist()
+            # Every seed's state is checked before any copy steps, so a stale
+            # state leaves every host env where it was.
+            for index, (generation, step) in enumerate(positions):
+                self._check_current(self._copies[index], step, generation, seed=index)
+            actions = np.asarray(actions)
+            for index in range(len(positions)):
+                copy = self._copies[index]
+                result = copy.host.step(actions[index].copy())
+                copy.step_count += 1
+                _write_step(
+                    result,
+                    copy.step_count,
+                    observation_out[index],
+                    reward_out[index],
+                    flags_out[index],
+                    final_out[index],
+                )
 
     def _check_open(self) -> None:
         if self._closed:
@@ -356,32 +477,58 @@ class CallbackEnvironment(Environment):
                 )
             )
 
-    def _check_current(self, step: int, generation: int) -> None:
-        if generation == self._generation and step == self._step_count:
+    def _check_current(
+        self, copy: _HostCopy, step: int, generation: int, seed: int | None = None
+    ) -> None:
+        if generation == copy.generation and step == copy.step_count:
             return
         if generation == 0:
             problem = "the env has not been reset by this state's program"
-        elif generation != self._generation:
+        elif generation != copy.generation:
             problem = (
                 f"the host env was reset again after this state was made (state from reset "
-                f"#{generation}, host env now at reset #{self._generation}), for example by "
+                f"#{generation}, host env now at reset #{copy.generation}), for example by "
                 "an evaluation that reset the training env"
             )
         else:
             problem = (
                 f"this state is at step {step} of its episode batch but the host env is at "
-                f"step {self._step_count}: the same state was stepped twice (callback envs "
+                f"step {copy.step_count}: the same state was stepped twice (callback envs "
                 "cannot be forked or rewound) or a newer state was already stepped"
             )
+        where = "" if seed is None else f" (seed {seed} of a vmapped batch)"
         raise host_error(
             StaleEnvironmentStateError(
-                f"{self.name}: stale environment state: {problem}. A callback env's state is "
-                "a handle to one live host env; only the state returned by its latest "
-                "reset/step can be stepped. Fix: evaluate on a separate env, "
+                f"{self.name}{where}: stale environment state: {problem}. A callback env's "
+                "state is a handle to one live host env; only the state returned by its "
+                "latest reset/step can be stepped. Fix: evaluate on a separate env, "
                 "agent.evaluate(key, state, env=eval_env) with eval_env made from the same "
                 "id, or call reset (agent.reset_env or agent.init) before stepping again."
             )
         )
+
+
+def _write_step(
+    result: HostStep,
+    step_count: int,
+    observation: np.ndarray,
+    reward: np.ndarray,
+    flags: np.ndarray,
+    final_out: Any,
+) -> None:
+    """Writes one host env's step into its output buffers (``final_out``: converted if needed)."""
+    n = len(reward)
+    observation[...] = result.observation
+    reward[...] = result.reward
+    flags[:n] = result.terminated
+    flags[n : 2 * n] = result.truncated
+    flags[2 * n] = step_count
+    # Mostly no episode ended and the final observation is the observation:
+    # copy the contiguous output instead of converting the host array again.
+    final_source = (
+        observation if result.final_observation is result.observation else result.final_observation
+    )
+    np.asarray(final_out)[...] = final_source
 
 
 def _returning_callback(host_function: Any, outputs: tuple) -> Any:

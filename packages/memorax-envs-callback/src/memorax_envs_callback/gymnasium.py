@@ -121,15 +121,24 @@ def make_gymnasium(
     if vectorization_mode == "async":
         vector_kwargs.setdefault("context", "spawn")
     check_gymnasium_kwargs(name, env_id, kwargs)
-    try:
+
+    def build() -> GymnasiumHostEnv:
         env = gymnasium.make_vec(
             env_id,
             num_envs=num_envs,
             vectorization_mode=vectorization_mode,
-            vector_kwargs=vector_kwargs,
+            vector_kwargs=dict(vector_kwargs),
             wrappers=wrappers,
             **kwargs,
         )
+        try:
+            return GymnasiumHostEnv(env, name)
+        except BaseException:
+            env.close()
+            raise
+
+    try:
+        host = build()
     except (
         gymnasium.error.NameNotFound,
         gymnasium.error.NamespaceNotFound,
@@ -137,12 +146,8 @@ def make_gymnasium(
         gymnasium.error.DeprecatedEnv,
     ) as error:
         raise UnknownEnvironmentError(f"{name}: {error}") from error
-    try:
-        host = GymnasiumHostEnv(env, name)
-    except BaseException:
-        env.close()
-        raise
-    return CallbackEnvironment(name, host), None
+    # Under jax.vmap each seed gets its own vector env, built the same way.
+    return CallbackEnvironment(name, host, host_factory=build), None
 
 
 NAMESPACE = Namespace(

@@ -364,7 +364,8 @@ def make_pufferlib(
         envs_per_worker = num_envs // workers
     elif num_workers is not None:
         raise ValueError(f"make({name!r}): num_workers applies only to backend='Multiprocessing'.")
-    try:
+
+    def build() -> PufferHostEnv:
         vecenv = pufferlib.vector.make(
             same_step_env_class(),
             env_kwargs={
@@ -377,14 +378,18 @@ def make_pufferlib(
             seed=0,
             **options,
         )
+        try:
+            return PufferHostEnv(vecenv, name, observation_space, action_space)
+        except BaseException:
+            vecenv.close()
+            raise
+
+    try:
+        host = build()
     except pufferlib.APIUsageError as error:
         raise ValueError(f"make({name!r}): {error}") from error
-    try:
-        host = PufferHostEnv(vecenv, name, observation_space, action_space)
-    except BaseException:
-        vecenv.close()
-        raise
-    return CallbackEnvironment(name, host), None
+    # Under jax.vmap each seed gets its own vector env (and workers), built the same way.
+    return CallbackEnvironment(name, host, host_factory=build), None
 
 
 NAMESPACE = Namespace(

@@ -7,8 +7,10 @@ seed and ``c`` alone, so resuming from a checkpoint replays exactly the
 chunks an uninterrupted run would have run: on a JAX-native env the result
 is the same bit for bit.
 
-JAX-native envs train all seeds in one ``jax.vmap``. Callback envs have one
-host env that cannot be vmapped, so their seeds train one after another.
+All seeds train in one ``jax.vmap``: on JAX-native envs and on callback envs,
+whose seeds each step host envs of their own. An env that declares it
+cannot be vmapped over seeds (``capabilities.vmap_over_seeds`` False) trains
+its seeds one after another.
 """
 
 from __future__ import annotations
@@ -129,8 +131,8 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
     vmapped = env.capabilities.vmap_over_seeds
     if settings.seeds > 1 and not vmapped:
         print(
-            f"{settings.env} runs on the host through callbacks and cannot be vmapped over "
-            f"seeds: training the {settings.seeds} seeds one after another.",
+            f"{settings.env} declares that it cannot be vmapped over seeds: training the "
+            f"{settings.seeds} seeds one after another.",
             flush=True,
         )
     checkpointer = Checkpointer(run_dir, max_to_keep=2)
@@ -228,6 +230,11 @@ def _train_vmapped(plan: _Plan, interrupt: GracefulInterrupt) -> tuple[bool, lis
     first_chunk = 0
     if resumed is not None:
         states = _restore(plan.checkpointer, states, resumed["step"])
+        if not agent.env.capabilities.transparent_state:
+            states = jax.jit(jax.vmap(agent.reset_env))(
+                jax.random.split(jax.random.fold_in(plan.base_key, 2), seeds), states
+            )
+            _say_host_env_restarts(plan.settings.env)
         first_chunk = resumed["chunk"] + 1
     train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
     keys = jax.random.split(_chunk_key(plan.base_key, 0, first_chunk), seeds)
@@ -269,11 +276,7 @@ def _train_sequential(
             # The host env behind a callback backend cannot be restored: start
             # fresh episodes from the restored agent.
             state = agent.reset_env(jax.random.fold_in(plan.base_key, 2), state)
-            print(
-                f"{settings.env} is a callback env whose host state cannot be saved: the "
-                "agent is restored and the env starts new episodes.",
-                flush=True,
-            )
+            _say_host_env_restarts(settings.env)
             first_chunk = resumed["chunk"] + 1
         if train is None:  # one program for every chunk of every seed
             key = _chunk_key(plan.base_key, seed, first_chunk)
@@ -293,6 +296,14 @@ def _train_sequential(
         key = jax.random.fold_in(jax.random.fold_in(plan.base_key, 3), seed)
         returns.append(_evaluation_return(agent, state, key))
     return False, returns
+
+
+def _say_host_env_restarts(env_name: str) -> None:
+    print(
+        f"{env_name} is a callback env whose host state cannot be saved: the agent is "
+        "restored and the env starts new episodes.",
+        flush=True,
+    )
 
 
 def _compiled(train: Any, key: jax.Array, state: Any, num_steps: int) -> Any:

@@ -44,6 +44,7 @@ JAX_NATIVE = Capabilities(
 """Capabilities of a pure-JAX backend."""
 
 HOST_CALLBACK = Capabilities(
-    transparent_state=False, vmap_over_seeds=False, has_params=False, execution="host"
+    transparent_state=False, vmap_over_seeds=True, has_params=False, execution="host"
 )
-"""Capabilities of a CPU environment bridged through host callbacks."""
+"""Capabilities of a CPU environment bridged through host callbacks (each seed of a
+``jax.vmap`` steps its own host env)."""

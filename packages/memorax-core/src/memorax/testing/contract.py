@@ -541,17 +541,16 @@ class EnvironmentContract:
         keys = jax.random.split(jax.random.key(16), num_seeds)
         vmapped_reset = jax.vmap(env.reset, in_axes=(0, None))
         if env.capabilities.vmap_over_seeds:
+            # Per-seed actions, as a vmapped agent would produce them.
+            actions = jax.vmap(lambda k: sample_actions(env.action_space, k, env.num_envs))(keys)
 
-            def reset_and_step(keys: jax.Array, params: Any):
+            def reset_and_step(keys: jax.Array, actions: jax.Array, params: Any):
                 observation, state = vmapped_reset(keys, params)
-                actions = jax.vmap(lambda k: sample_actions(env.action_space, k, env.num_envs))(
-                    keys
-                )
                 stepped = jax.vmap(env.step, in_axes=(0, 0, 0, None))(keys, state, actions, params)
                 return observation, stepped
 
             # One compiled program for both calls: compiling dominates on big envs.
-            observation, stepped = jax.jit(reset_and_step)(keys, compiled.params)
+            observation, stepped = jax.jit(reset_and_step)(keys, actions, compiled.params)
             expected = (num_seeds, env.num_envs, *env.observation_space.shape)
             _check(
                 observation.shape == expected,
@@ -572,6 +571,7 @@ class EnvironmentContract:
                     "capabilities.vmap_over_seeds",
                     f"{num_seeds} seeds under vmap gave identical first observations",
                 )
+            self._check_seed_alone(compiled, keys, actions, observation, stepped)
         else:
             # The backend's own refusal names the cause (vmap over seeds), unlike
             # JAX's generic errors about batching a callback.
@@ -594,6 +594,49 @@ class EnvironmentContract:
                     f"jax.vmap over {method} of an env that cannot be vmapped must raise an "
                     f"error that says it cannot be vmapped over seeds; got {error!r}",
                 )
+
+    def _check_seed_alone(
+        self,
+        compiled: CompiledEnv,
+        keys: jax.Array,
+        actions: jax.Array,
+        observation: jax.Array,
+        stepped: Any,
+    ) -> None:
+        """The last seed of a vmapped reset and step equals that seed run alone.
+
+        A host env runs it alone on a freshly made env: under vmap each seed
+        steps host envs of its own, so the lone run must not share them.
+        """
+        env, last = compiled.env, len(keys) - 1
+        alone_env = None
+        reset, step = compiled.reset, compiled.step
+        if env.capabilities.execution == "host":
+            make_kwargs = self.make_kwargs.get(compiled.env_id, {})
+            alone_env, _ = make(compiled.env_id, num_envs=self.num_envs, **make_kwargs)
+            reset, step = jax.jit(alone_env.reset), jax.jit(alone_env.step)
+        try:
+            alone_observation, state = reset(keys[last], compiled.params)
+            alone = step(keys[last], state, actions[last], compiled.params)
+            pairs = {
+                "first observation": (observation[last], alone_observation),
+                "observation": (stepped.observation[last], alone.observation),
+                "reward": (stepped.reward[last], alone.reward),
+                "terminated": (stepped.terminated[last], alone.terminated),
+            }
+            for name, (vmapped, single) in pairs.items():
+                vmapped, single = np.asarray(vmapped), np.asarray(single)
+                _check(
+                    vmapped.shape == single.shape
+                    and np.allclose(vmapped, single, rtol=1e-5, atol=1e-6),
+                    compiled.env_id,
+                    "capabilities.vmap_over_seeds",
+                    f"seed {last} of a vmapped reset and step gave another {name} than the "
+                    "same key and actions alone; each seed must behave as its own env",
+                )
+        finally:
+            if alone_env is not None:
+                alone_env.close()
 
     # -- bad input ------------------------------------------------------------
 
