@@ -29,8 +29,12 @@ with ``has_side_effect=True``:
   On accelerators ``buffer_callback`` buffers are device memory, so there the
   bridge uses an unordered ``io_callback`` (ordered by the same data chain).
 
-``jax.vmap`` cannot give independent copies of one host process, so a
-``custom_vmap`` rule refuses it with :class:`CallbackVmapError` before any
+``jax.vmap`` over seeds: a ``custom_vmap`` rule turns a batch of S seeds into
+one host call over S host vector envs, the env this bridge was made with and
+S - 1 more built by the backend's ``host_factory`` (same constructor and
+kwargs) while the program is traced. Each seed's state is checked against its
+own host env; nested vmaps flatten onto the same pool. Without a
+``host_factory`` the rule refuses with :class:`CallbackVmapError` before any
 callback runs.
 """
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from memorax.cli.plot_command import add_plot_command
+from memorax.cli.summary_command import add_summary_command
 from memorax.cli.train_command import add_train_command
 
 __all__ = ["CommandParser", "build_parser", "main"]
@@ -23,8 +24,8 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The top-level parser with its ``train`` and ``plot`` subcommands; ``argv`` picks the
-    algorithm whose options ``memorax train --help`` shows."""
+    """The top-level parser with its ``train``, ``plot`` and ``summary`` subcommands;
+    ``argv`` picks the algorithm whose options ``memorax train --help`` shows."""
     parser = CommandParser(
         prog="memorax",
         description="Memory-augmented reinforcement learning in JAX.",
@@ -32,6 +33,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     add_train_command(commands, shown_algo=_algo_in(argv))
     add_plot_command(commands)
+    add_summary_command(commands)
     return parser
 
 

@@ -77,8 +77,8 @@ def add_train_command(commands: argparse._SubParsersAction, shown_algo: str | No
     run.add_argument(
         "--seeds",
         type=_positive_int,
-        help="seeds to train; one jax.vmap on JAX-native envs, one after another on "
-        f"callback envs (default: {defaults.seeds})",
+        help="seeds to train, in one jax.vmap (on a callback env each seed steps host envs "
+        f"of its own) (default: {defaults.seeds})",
     )
     run.add_argument("--seed", type=int, help="base random seed (default: 0)")
     run.add_argument("--out", metavar="RUN_DIR", help="run directory (default: runs/<name>)")
