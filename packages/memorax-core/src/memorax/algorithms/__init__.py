@@ -8,7 +8,8 @@ episodes), :mod:`~memorax.algorithms.checks` (configs and argument checks),
 rescaling), :mod:`~memorax.algorithms.q_learning` (epsilon-greedy value agents),
 :mod:`~memorax.algorithms.on_policy` and :mod:`~memorax.algorithms.replay`
 (the two families' update loops), :mod:`~memorax.algorithms.metrics` and
-:mod:`~memorax.algorithms.data_parallel`.
+:mod:`~memorax.algorithms.data_parallel`, and :mod:`~memorax.algorithms.sweep`
+(hyperparameter settings x seeds in one program).
 """
 
 from memorax.algorithms.acting import EvaluationResult, StepInput, Transition, run_episodes
@@ -34,6 +35,7 @@ from memorax.algorithms.returns import (
     value_rescaling,
 )
 from memorax.algorithms.sac import SAC, SAC_METRIC_NAMES, SACConfig, SACState
+from memorax.algorithms.sweep import Sweep, grid
 
 __all__ = [
     "DQN",
@@ -48,6 +50,7 @@ __all__ = [
     "SAC_METRIC_NAMES",
     "Agent",
     "AgentConfig",
+    "Sweep",
     "DQNConfig",
     "DQNState",
     "EvaluationResult",
@@ -64,6 +67,7 @@ __all__ = [
     "Transition",
     "epsilon_greedy",
     "generalized_advantage_estimation",
+    "grid",
     "inverse_value_rescaling",
     "linear_epsilon",
     "n_step_targets",

@@ -90,6 +90,14 @@ class Agent(Generic[ConfigT, StateT]):
     state_class: ClassVar[type]
     metric_names: ClassVar[tuple[str, ...]]
     iteration_unit: ClassVar[str] = "iteration"
+    _constructor_arguments: tuple[tuple[Any, ...], dict[str, Any]]
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> Agent:
+        agent = super().__new__(cls)
+        # What the agent was built from, so that a sweep can build it again with
+        # another config (memorax.algorithms.sweep).
+        agent._constructor_arguments = (args, kwargs)
+        return agent
 
     def __init__(
         self,

@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 import flax.linen as nn
+import jax
 import numpy as np
 import optax
 
@@ -160,14 +161,21 @@ class AgentConfig:
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
+        traced = False
         for field in dataclasses.fields(self):
             rule = field.metadata.get("rule")
             value = getattr(self, field.name)
+            if isinstance(value, jax.core.Tracer):
+                # A swept hyperparameter inside a sweep's program: every concrete
+                # value was checked when the sweep was built (memorax.algorithms.sweep).
+                traced = True
+                continue
             if rule is not None and not rule.accepts(value):
                 raise ValueError(
                     f"{owner}: {field.name} must be {rule.what}, got {value!r}{rule.hint}."
                 )
-        self.check()
+        if not traced:
+            self.check()
         if self.num_envs is not None and getattr(self, "num_devices", None) is not None:
             devices = self.num_devices  # type: ignore[attr-defined]
             if self.num_envs % devices:
