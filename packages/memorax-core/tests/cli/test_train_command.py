@@ -477,3 +477,78 @@ def test_r2d2_without_a_memory_torso_names_the_fix_and_writes_nothing(tmp_path, 
     assert exit_info.value.code == 2
     assert "--torso gru" in capsys.readouterr().err
     assert not out.exists()
+
+
+# --sweep: settings x seeds in one program, each setting equal to its own run.
+
+RATES = ["1e-4", "3e-4", "1e-3"]
+
+
+def rows(metrics_csv):
+    """A metrics.csv's rows sorted by step, then seed."""
+    with metrics_csv.open() as file:
+        table = sorted(csv.DictReader(file), key=lambda row: (int(row["step"]), int(row["seed"])))
+    return table
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sweep") / "lr"
+    assert train(out, "--sweep", f"learning-rate={','.join(RATES)}", "--seeds", "4") == 0
+    return out
+
+
+def test_three_learning_rates_x_four_seeds_write_a_directory_per_setting(swept):
+    record = json.loads((swept / "sweep.json").read_text())
+    assert [entry["learning_rate"] for entry in record] == [float(rate) for rate in RATES]
+    for entry in record:
+        table = rows(swept / entry["directory"] / "metrics.csv")
+        assert sorted({int(row["seed"]) for row in table}) == [0, 1, 2, 3]
+        assert len(table) == 4 * 8  # 4 seeds x 8 updates
+        assert (swept / entry["directory"] / "learning_curve.png").stat().st_size > 0
+    assert (swept / "comparison.png").exists()
+    summary = (swept / "summary.md").read_text()
+    assert summary.count("| setting-") == 3
+
+
+def test_each_setting_equals_its_separate_run(swept, tmp_path):
+    alone = tmp_path / "alone"
+    assert train(alone, "--learning-rate", RATES[1], "--seeds", "4") == 0
+    separate, setting = rows(alone / "metrics.csv"), rows(swept / "setting-1" / "metrics.csv")
+    assert len(separate) == len(setting)
+    for expected, got in zip(separate, setting, strict=True):
+        assert (expected["step"], expected["seed"]) == (got["step"], got["seed"])
+        for name in ("policy_loss", "value_loss", "entropy", "episode_return"):
+            # An empty cell is an update in which no episode ended (NaN).
+            want, have = (float(row[name] or "nan") for row in (expected, got))
+            np.testing.assert_allclose(have, want, rtol=1e-4, atol=1e-5, err_msg=name)
+    other = rows(swept / "setting-2" / "metrics.csv")
+    assert any(a["value_loss"] != b["value_loss"] for a, b in zip(setting, other, strict=True))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--sweep", "ppo.gamma"], "write NAME=V1,V2"),
+        (["--sweep", "dqn.gamma=0.9,0.99"], "configures dqn, not --algo ppo"),
+        (["--sweep", "ppo.gamma=0.9,high"], "the values must be numbers"),
+        (["--sweep", "ppo.gamma=0.9", "--sweep", "ppo.gamma=0.99"], "swept twice"),
+    ],
+)
+def test_bad_sweep_options_are_clear_errors(argv, message):
+    with pytest.raises(SettingsError, match=message):
+        resolve_settings({"sweeps": argv[1::2]})
+
+
+def test_a_static_field_is_refused_before_anything_is_written(tmp_path, capsys):
+    out = tmp_path / "static"
+    with pytest.raises(SystemExit):
+        train(out, "--sweep", "ppo.num-steps=8,16")
+    assert "not a float: integer, boolean and optional fields" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_a_sweep_run_cannot_be_resumed_and_says_so(swept, capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--resume", str(swept)])
+    assert "sweep runs keep no checkpoints yet" in capsys.readouterr().err

@@ -59,7 +59,9 @@ class AlgorithmSpec:
         config_class: the frozen config dataclass (its fields become options).
         defaults: CLI defaults that differ from the config class's own.
         build: ``build(config, env, env_params, torso, hidden_size,
-            learning_rate, metrics_callback) -> agent``.
+            learning_rate, metrics_callback, injected_learning_rate=False) ->
+            agent``; ``injected_learning_rate`` builds the optimizers with
+            ``optax.inject_hyperparams``, so that a sweep can set the rate.
         memory_defaults: defaults that replace ``defaults`` for a memory torso
             (a replay agent learns from sequences then, so fewer of them per
             gradient step).
@@ -138,6 +140,13 @@ def build_sac_networks(env: Environment, torso: str, hidden_size: int) -> tuple[
     )
 
 
+def _adam(learning_rate: float, injected: bool, **kwargs: Any) -> optax.GradientTransformation:
+    """Adam; with ``injected`` its learning rate lives in its state (a sweep sets it there)."""
+    if injected:
+        return optax.inject_hyperparams(optax.adam)(learning_rate=learning_rate, **kwargs)
+    return optax.adam(learning_rate, **kwargs)
+
+
 def _build_ppo(
     config: PPOConfig,
     env: Environment,
@@ -146,6 +155,7 @@ def _build_ppo(
     hidden_size: int,
     learning_rate: float,
     metrics_callback: Callable | None,
+    injected_learning_rate: bool = False,
 ) -> PPO:
     actor, critic = build_actor_critic(env, torso, hidden_size)
     return PPO(
@@ -154,8 +164,8 @@ def _build_ppo(
         env_params,
         actor,
         critic,
-        optax.adam(learning_rate, eps=1e-5),
-        optax.adam(learning_rate, eps=1e-5),
+        _adam(learning_rate, injected_learning_rate, eps=1e-5),
+        _adam(learning_rate, injected_learning_rate, eps=1e-5),
         metrics_callback=metrics_callback,
     )
 
@@ -184,9 +194,12 @@ def build_q_network(env: Environment, torso: str, hidden_size: int) -> Network:
 
 
 def _build_q_agent(agent_class: type) -> Callable[..., Any]:
-    def build(config, env, env_params, torso, hidden_size, learning_rate, metrics_callback):
+    def build(
+        config, env, env_params, torso, hidden_size, learning_rate, metrics_callback,
+        injected_learning_rate=False,
+    ):  # fmt: skip
         network = build_q_network(env, torso, hidden_size)
-        optimizer = optax.adam(learning_rate)
+        optimizer = _adam(learning_rate, injected_learning_rate)
         return agent_class(
             config, env, env_params, network, optimizer, metrics_callback=metrics_callback
         )
@@ -202,6 +215,7 @@ def _build_r2d2(
     hidden_size: int,
     learning_rate: float,
     metrics_callback: Callable | None,
+    injected_learning_rate: bool = False,
 ) -> R2D2:
     if torso == "mlp":
         raise ValueError(
@@ -210,8 +224,9 @@ def _build_r2d2(
             "Q-network use --algo dqn."
         )
     return _build_q_agent(R2D2)(
-        config, env, env_params, torso, hidden_size, learning_rate, metrics_callback
-    )
+        config, env, env_params, torso, hidden_size, learning_rate, metrics_callback,
+        injected_learning_rate,
+    )  # fmt: skip
 
 
 def _build_sac(
@@ -222,6 +237,7 @@ def _build_sac(
     hidden_size: int,
     learning_rate: float,
     metrics_callback: Callable | None,
+    injected_learning_rate: bool = False,
 ) -> SAC:
     actor, critic = build_sac_networks(env, torso, hidden_size)
     return SAC(
@@ -230,8 +246,8 @@ def _build_sac(
         env_params,
         actor,
         critic,
-        optax.adam(learning_rate),
-        optax.adam(learning_rate),
+        _adam(learning_rate, injected_learning_rate),
+        _adam(learning_rate, injected_learning_rate),
         metrics_callback=metrics_callback,
     )
 

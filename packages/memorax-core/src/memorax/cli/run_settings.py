@@ -47,6 +47,8 @@ class RunSettings:
     checkpoint_every: int | None = None
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     algo_config: dict[str, Any] = field(default_factory=dict)
+    # {config field or "learning_rate": values}; every combination is one setting.
+    sweep: dict[str, list[float]] = field(default_factory=dict)
 
     def to_json(self) -> str:
         """The settings as JSON, for ``RUN_DIR/run.json``."""

@@ -105,6 +105,15 @@ def add_train_command(commands: argparse._SubParsersAction, shown_algo: str | No
     run.add_argument("--hidden-size", type=_positive_int, help="network width (default: 64)")
     run.add_argument("--learning-rate", type=float, help="Adam step size (default: 2.5e-4)")
     run.add_argument(
+        "--sweep",
+        dest="sweeps",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        help="values of a float hyperparameter (ALGO.FIELD or learning-rate) to train in one "
+        "program, e.g. --sweep ppo.gamma=0.95,0.99; repeatable: every combination is a "
+        "setting, each trained with --seeds seeds, results in RUN_DIR/setting-K",
+    )
+    run.add_argument(
         "--checkpoint-every",
         type=_positive_int,
         metavar="UPDATES",
@@ -160,6 +169,7 @@ def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:
     """Merges defaults, the config file (or the resumed run) and flags into settings."""
     given = {k: v for k, v in given.items() if k not in ("run", "command", "command_parser")}
     resume_dir = given.pop("resume", None)
+    sweeps = given.pop("sweeps", None)
     if resume_dir is not None:
         run_file = Path(resume_dir) / RUN_FILE
         if not run_file.is_file():
@@ -168,6 +178,11 @@ def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:
                 "memorax train."
             )
         settings = RunSettings.from_json(run_file.read_text())
+        if settings.sweep or sweeps:
+            raise SettingsError(
+                f"--resume {resume_dir}: sweep runs keep no checkpoints yet, so they cannot be "
+                "resumed; start the sweep again."
+            )
         extra = sorted(set(given) - {"num_steps"})
         if extra:
             raise SettingsError(
@@ -212,7 +227,30 @@ def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:
         raise SettingsError(f"Unknown torso {values['torso']!r}; choose one of {TORSOS}.")
     if "loggers" in given:
         values["loggers"] = list(dict.fromkeys(given["loggers"]))
+    for text in sweeps or []:
+        name, values_text = _parse_sweep(text, algo)
+        if name in values["sweep"]:
+            raise SettingsError(f"--sweep {text}: {name} is swept twice; give its values once.")
+        values["sweep"][name] = values_text
     return RunSettings(**values), None
+
+
+def _parse_sweep(text: str, algo: str) -> tuple[str, list[float]]:
+    """``ppo.gamma=0.9,0.99`` or ``learning-rate=1e-4,1e-3`` -> (field name, values)."""
+    name, separator, values_text = text.partition("=")
+    if not separator or not name or not values_text:
+        raise SettingsError(
+            f"--sweep {text!r}: write NAME=V1,V2,..., e.g. --sweep {algo}.gamma=0.95,0.99 or "
+            "--sweep learning-rate=1e-4,1e-3."
+        )
+    owner, dot, field_name = name.rpartition(".")
+    if dot and owner != algo:
+        raise SettingsError(f"--sweep {text}: {name} configures {owner}, not --algo {algo}.")
+    try:
+        numbers = [float(value) for value in values_text.split(",")]
+    except ValueError as error:
+        raise SettingsError(f"--sweep {text}: the values must be numbers ({error}).") from error
+    return field_name.replace("-", "_"), numbers
 
 
 def _merge_config_file(values: dict[str, Any], data: dict[str, Any], path: Path) -> None:

@@ -31,9 +31,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memorax.algorithms.sweep import LEARNING_RATE, Sweep, grid
 from memorax.checkpoints import Checkpointer, GracefulInterrupt
 from memorax.cli.agents import ALGORITHMS
 from memorax.cli.run_settings import RUN_FILE, RunSettings, SettingsError
+from memorax.cli.sweep_run import train_sweep
 from memorax.envs import make
 from memorax.logging import (
     ConsoleLogger,
@@ -114,8 +116,10 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
             settings.torso,
             settings.hidden_size,
             settings.learning_rate,
-            metrics_callback,
+            None if settings.sweep else metrics_callback,
+            injected_learning_rate=LEARNING_RATE in settings.sweep,
         )
+        sweep = Sweep(agent, grid(**settings.sweep)) if settings.sweep else None
     except ValueError as error:
         raise SettingsError(str(error)) from error
     _check_logger_dependencies(settings.loggers)
@@ -127,6 +131,19 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / RUN_FILE).write_text(settings.to_json())
+    if sweep is not None:
+        base_key = jax.random.key(settings.seed)
+        num_chunks = total_updates // settings.checkpoint_every
+        return train_sweep(
+            sweep,
+            settings,
+            run_dir,
+            # The keys a plain run of these seeds uses, chunk by chunk.
+            jax.random.fold_in(base_key, 0),
+            [_chunk_key(base_key, 0, chunk) for chunk in range(num_chunks)],
+            settings.checkpoint_every * per_update,
+            CURVE_FILE,
+        )
 
     vmapped = env.capabilities.vmap_over_seeds
     if settings.seeds > 1 and not vmapped:
