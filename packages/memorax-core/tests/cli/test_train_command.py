@@ -154,6 +154,31 @@ def test_resuming_reproduces_the_uninterrupted_run_bit_for_bit(finished_run, tmp
     with (partial / "metrics.csv").open() as file:
         rows = list(csv.DictReader(file))
     assert len(rows) == 16, "the resumed run logs each update once"
+    # The evaluation after every chunk (4 chunks of 2 updates, 2 seeds), each once, and
+    # the same as the uninterrupted run's (its keys depend on the chunk alone).
+    evaluations = [evaluation_rows(run) for run in (finished_run, partial)]
+    assert len(evaluations[1]) == 4 * 2
+    assert evaluations[0] == evaluations[1]
+
+
+def evaluation_rows(run_dir):
+    """``RUN_DIR/evaluation/metrics.csv`` as (step, seed, return) sorted by step and seed."""
+    with (run_dir / "evaluation" / "metrics.csv").open() as file:
+        rows = [(int(r["step"]), int(r["seed"]), float(r["evaluation_return"]))
+                for r in csv.DictReader(file)]  # fmt: skip
+    return sorted(rows)
+
+
+def test_the_deterministic_policy_is_evaluated_after_every_chunk(finished_run, capsys):
+    rows = evaluation_rows(finished_run)
+    assert [(step, seed) for step, seed, _ in rows] == [
+        (chunk * 2 * UPDATE, seed) for chunk in range(1, 5) for seed in (0, 1)
+    ]
+    # CartPole pays 1 a step: a return is an episode length, at least 8 steps.
+    assert all(value >= 8 for _, _, value in rows)
+    assert (finished_run / "evaluation_curve.png").stat().st_size > 0
+    assert main(["plot", "--evaluation", str(finished_run)]) == 0
+    assert (finished_run / "evaluation_comparison.png").exists()
 
 
 def _bitwise_equal(a, b) -> bool:
@@ -397,6 +422,8 @@ def test_callback_env_seeds_train_in_one_vmap_and_resume_resets_the_env(tmp_path
         (1, 0), (1, 1), (2, 0), (2, 1),
     ]  # fmt: skip
     assert sorted(int(row["seed"]) for row in rows) == [0] * 4 + [1] * 4
+    # Evaluated after each chunk on an env of its own: the training env was not reset.
+    assert len(evaluation_rows(out)) == 2 * 2
     assert main(["train", "--resume", str(out), "--num-steps", str(6 * UPDATE)]) == 0
     resumed = capsys.readouterr().out
     assert "the agent is restored and the env starts new episodes" in resumed

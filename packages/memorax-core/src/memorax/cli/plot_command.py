@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from memorax.cli.run_settings import EVALUATION_DIR, EVALUATION_METRIC
 from memorax.plotting import plot_aggregate, plot_runs
 
 __all__ = ["add_plot_command"]
@@ -37,6 +38,12 @@ def add_plot_command(commands: argparse._SubParsersAction) -> None:
         "them; 1 draws the raw values)",
     )
     parser.add_argument(
+        "--evaluation",
+        action="store_true",
+        help="draw the evaluation returns (the deterministic policy after every chunk, "
+        "RUN_DIR/evaluation) instead of the training returns",
+    )
+    parser.add_argument(
         "--aggregate",
         action="store_true",
         help="draw each run's final scores (IQM, median, mean with 95%% intervals) instead "
@@ -55,7 +62,12 @@ def add_plot_command(commands: argparse._SubParsersAction) -> None:
 def run_plot(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Draws the runs into ``options.out``."""
     default_name = "aggregate.png" if options.aggregate else "comparison.png"
+    if options.evaluation:
+        default_name = f"evaluation_{default_name}"
     out = options.out if options.out is not None else options.run_dirs[0] / default_name
+    if options.evaluation:
+        options.run_dirs = [run_dir / EVALUATION_DIR for run_dir in options.run_dirs]
+        options.metric = EVALUATION_METRIC
     try:
         if options.aggregate:
             path = plot_aggregate(options.run_dirs, out, metric=options.metric, tail=options.tail)

@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 __all__ = [
+    "EVALUATION_DIR",
+    "EVALUATION_METRIC",
     "RUN_FILE",
     "RunSettings",
     "SettingsError",
@@ -24,6 +26,11 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+# After every chunk each seed's deterministic policy plays one episode per env copy;
+# the mean returns go to RUN_DIR/evaluation/metrics.csv (a metrics file's columns are
+# fixed by its first row, so they cannot join the training metrics).
+EVALUATION_DIR = "evaluation"
+EVALUATION_METRIC = "evaluation_return"
 
 
 class SettingsError(ValueError):

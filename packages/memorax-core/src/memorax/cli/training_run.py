@@ -15,6 +15,7 @@ its seeds one after another.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import importlib.util
 import math
@@ -34,7 +35,13 @@ import numpy as np
 from memorax.algorithms.sweep import LEARNING_RATE, Sweep, grid
 from memorax.checkpoints import Checkpointer, GracefulInterrupt
 from memorax.cli.agents import ALGORITHMS
-from memorax.cli.run_settings import RUN_FILE, RunSettings, SettingsError
+from memorax.cli.run_settings import (
+    EVALUATION_DIR,
+    EVALUATION_METRIC,
+    RUN_FILE,
+    RunSettings,
+    SettingsError,
+)
 from memorax.cli.sweep_run import train_sweep
 from memorax.envs import make
 from memorax.logging import (
@@ -50,9 +57,10 @@ from memorax.logging import (
 )
 from memorax.plotting import plot_runs
 
-__all__ = ["CURVE_FILE", "train_run"]
+__all__ = ["CURVE_FILE", "EVALUATION_CURVE_FILE", "train_run"]
 
 CURVE_FILE = "learning_curve.png"
+EVALUATION_CURVE_FILE = "evaluation_curve.png"
 INTERRUPTED = 130
 
 
@@ -197,13 +205,28 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
     base_key = jax.random.key(settings.seed)
     plan = _Plan(agent, settings, base_key, settings.checkpoint_every * per_update, num_chunks,
                  checkpointer, resumed)  # fmt: skip
-    with GracefulInterrupt(abort_on_second=True) as interrupt:
-        # Training runs on a worker thread, so that this one takes Ctrl-C at once, also
-        # while a compiled program (or the compiler) runs.
-        if vmapped:
-            interrupted, returns = _on_worker(lambda: _train_vmapped(plan, interrupt))
-        else:
-            interrupted, returns = _on_worker(lambda: _train_sequential(plan, interrupt, logger))
+    if vmapped:
+        plan.evaluation_logger = CSVLogger(
+            run_dir / EVALUATION_DIR, resume_step=start_steps if resumed else None
+        )
+        if not env.capabilities.transparent_state:
+            # Evaluating on a callback training env would reset it: a separate one.
+            plan.eval_env = make(settings.env, num_envs=env.num_envs, **settings.env_kwargs)[0]
+    try:
+        with GracefulInterrupt(abort_on_second=True) as interrupt:
+            # Training runs on a worker thread, so that this one takes Ctrl-C at once, also
+            # while a compiled program (or the compiler) runs.
+            if vmapped:
+                interrupted, returns = _on_worker(lambda: _train_vmapped(plan, interrupt))
+            else:
+                interrupted, returns = _on_worker(
+                    lambda: _train_sequential(plan, interrupt, logger)
+                )
+    finally:
+        if plan.eval_env is not None:
+            plan.eval_env.close()
+        if plan.evaluation_logger is not None:
+            plan.evaluation_logger.close()
     jax.effects_barrier()  # the last metrics callbacks reach the loggers before they close
     logger.close()
     checkpointer.close()
@@ -212,6 +235,12 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         print(f"evaluation return (deterministic policy) per seed: {shown}", flush=True)
     elapsed = time.monotonic() - started
     curve = plot_runs([run_dir], run_dir / CURVE_FILE, title=f"{settings.algo} on {settings.env}")
+    if vmapped:
+        # No curve when no evaluation episode ended within its step limit (all NaN).
+        with contextlib.suppress(ValueError):
+            plot_runs([run_dir / EVALUATION_DIR], run_dir / EVALUATION_CURVE_FILE,
+                      metric=EVALUATION_METRIC,
+                      title=f"{settings.algo} on {settings.env}, deterministic policy")  # fmt: skip
     if interrupted:
         print(
             f"interrupted: checkpoint and logs are in {run_dir}; continue with "
@@ -234,6 +263,8 @@ class _Plan:
     num_chunks: int
     checkpointer: Checkpointer
     resumed: dict | None
+    evaluation_logger: Logger | None = None
+    eval_env: Any = None
 
 
 def _train_vmapped(plan: _Plan, interrupt: GracefulInterrupt) -> tuple[bool, list[float]]:
@@ -256,6 +287,7 @@ def _train_vmapped(plan: _Plan, interrupt: GracefulInterrupt) -> tuple[bool, lis
     train = jax.jit(jax.vmap(agent.train, in_axes=(0, 0, None)), static_argnums=2)
     keys = jax.random.split(_chunk_key(plan.base_key, 0, first_chunk), seeds)
     train = _compiled(train, keys, states, plan.chunk_steps)
+    evaluate = jax.jit(jax.vmap(partial(agent.evaluate, env=plan.eval_env)))
     for chunk in range(first_chunk, plan.num_chunks):
         keys = jax.random.split(_chunk_key(plan.base_key, 0, chunk), seeds)
         states = train(keys, states.replace(metrics=empty_metrics))
@@ -267,6 +299,10 @@ def _train_vmapped(plan: _Plan, interrupt: GracefulInterrupt) -> tuple[bool, lis
         )
         if interrupt.requested:
             return True, []
+        if plan.evaluation_logger is not None:
+            chunk_key = jax.random.fold_in(jax.random.fold_in(plan.base_key, 4), chunk)
+            evaluation_keys = jax.random.split(chunk_key, seeds)
+            _log_evaluation(plan.evaluation_logger, evaluate(evaluation_keys, states))
     keys = jax.vmap(partial(jax.random.fold_in, jax.random.fold_in(plan.base_key, 3)))(
         jnp.arange(seeds)
     )
@@ -321,6 +357,16 @@ def _say_host_env_restarts(env_name: str) -> None:
         "restored and the env starts new episodes.",
         flush=True,
     )
+
+
+def _log_evaluation(logger: Logger, evaluated: Any) -> None:
+    """Each seed's mean evaluation return (one episode per env copy) at its env steps."""
+    returns = np.asarray(evaluated.evaluation.returns)  # [seeds, num_envs, episodes]
+    steps = np.asarray(evaluated.env_steps)
+    for seed in range(len(returns)):
+        finite = returns[seed][np.isfinite(returns[seed])]
+        value = float(finite.mean()) if finite.size else float("nan")
+        logger.log(int(steps[seed]), {EVALUATION_METRIC: value}, seed)
 
 
 def _compiled(train: Any, key: jax.Array, state: Any, num_steps: int) -> Any:
