@@ -21,10 +21,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from typing import Any
+
+from worker_process import LineWorker
 
 
 def compile_train(algo: str, config: dict[str, Any], num_seeds: int, num_steps: int):
@@ -53,43 +54,14 @@ def compile_train(algo: str, config: dict[str, Any], num_seeds: int, num_steps: 
     )
 
 
-class Worker:
-    """A rejax agent in a worker process under another interpreter, driven line by line."""
+class Worker(LineWorker):
+    """A rejax agent in a worker process under another interpreter (see ``worker_process``)."""
 
     def __init__(
         self, python: str, algo: str, config: dict[str, Any], num_seeds: int, num_steps: int
     ) -> None:
-        self.process = subprocess.Popen(
-            [python, __file__, algo, json.dumps(config), str(num_seeds), str(num_steps)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self.compile_seconds = float(self._ask(None))
-
-    def _ask(self, command: str | None) -> str:
-        assert self.process.stdin is not None and self.process.stdout is not None
-        if command is not None:
-            self.process.stdin.write(command + "\n")
-            self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the rejax worker stopped; run rejax_worker.py under it to see why")
-        return line.strip()
-
-    def __call__(self) -> float:
-        """Wall seconds of one compiled call (measured in the worker)."""
-        return float(self._ask("run"))
-
-    def mean_return(self) -> float:
-        """Mean return of rejax's evaluation (128 episodes) of the last trained state."""
-        return float(self._ask("eval"))
-
-    def close(self) -> None:
-        """Ends the worker."""
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait()
+        super().__init__(python, __file__, algo, json.dumps(config), str(num_seeds), str(num_steps))
+        self.compile_seconds = float(self.greeting)
 
 
 def main() -> None:

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from typing import Any
+
+from worker_process import LineWorker
 
 ALGORITHMS = ("dqn", "ppo", "sac")
 
@@ -40,45 +41,16 @@ def build(algo: str, env_id: str, num_envs: int, config: dict[str, Any]) -> Any:
     )
 
 
-class Worker:
-    """An SB3 agent in a worker process under another interpreter, driven line by line."""
+class Worker(LineWorker):
+    """An SB3 agent in a worker process under another interpreter (see ``worker_process``)."""
 
     def __init__(
         self, python: str, algo: str, env_id: str, num_envs: int, num_steps: int,
         config: dict[str, Any],
     ) -> None:  # fmt: skip
-        self.process = subprocess.Popen(
-            [python, __file__, algo, env_id, str(num_envs), str(num_steps), json.dumps(config)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        self._ask(None)  # "ready": torch and SB3 imported
-
-    def _ask(self, command: str | None) -> str:
-        if self.process.stdin is None or self.process.stdout is None:
-            raise RuntimeError("the SB3 worker's pipes are closed")
-        if command is not None:
-            self.process.stdin.write(command + "\n")
-            self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        if not line:
-            raise RuntimeError("the SB3 worker stopped; run sb3_worker.py under it to see why")
-        return line.strip()
-
-    def __call__(self) -> float:
-        """Wall seconds of one ``learn`` of a fresh agent (measured in the worker)."""
-        return float(self._ask("run"))
-
-    def mean_return(self) -> float:
-        """Mean deterministic return (32 episodes) of the last trained agent."""
-        return float(self._ask("eval"))
-
-    def close(self) -> None:
-        """Ends the worker."""
-        if self.process.stdin is not None:
-            self.process.stdin.close()
-        self.process.wait()
+        # Its greeting ("ready") says torch and SB3 are imported.
+        super().__init__(python, __file__, algo, env_id, str(num_envs), str(num_steps),
+                         json.dumps(config))  # fmt: skip
 
 
 def main() -> None:

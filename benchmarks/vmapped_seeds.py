@@ -35,14 +35,15 @@ from memorax.cli.agents import build_actor_critic, build_q_network
 NUM_ENVS = 8
 
 
-def ppo_case(env_id: str, steps: int) -> Callable[[int], tuple[Callable, Callable, Any]]:
-    """``build(seeds)`` -> (fresh input maker, compiled program, env) for PPO training."""
+def training_case(
+    env_id: str, steps: int, build_agent: Callable[[Any, Any], Any]
+) -> Callable[[int], tuple[Callable, Callable, Any]]:
+    """``build(seeds)`` -> (fresh input maker, compiled program, env) for training the agent
+    ``build_agent(env, env_params)`` makes, one seed plainly or S seeds under one vmap."""
 
     def build(seeds: int):
         env, params = make(env_id, num_envs=NUM_ENVS)
-        actor, critic = build_actor_critic(env, "mlp", 64)
-        optimizer = optax.adam(2.5e-4, eps=1e-5)
-        agent = PPO(PPOConfig(num_steps=128), env, params, actor, critic, optimizer, optimizer)
+        agent = build_agent(env, params)
         init, train = agent.init, agent.train
         if seeds > 1:
             init, train = jax.vmap(init), jax.vmap(train, in_axes=(0, 0, None))
@@ -58,27 +59,17 @@ def ppo_case(env_id: str, steps: int) -> Callable[[int], tuple[Callable, Callabl
     return build
 
 
-def dqn_case(env_id: str, steps: int) -> Callable[[int], tuple[Callable, Callable, Any]]:
-    """``build(seeds)`` -> (fresh input maker, compiled program, env) for DQN training
-    (8 copies x 1 step, then 1 gradient step of 64; the settings of ``sb3_compare.py``)."""
+def ppo_agent(env: Any, params: Any) -> PPO:
+    """PPO, 8 x 128 steps, MLP 64 x 64."""
+    actor, critic = build_actor_critic(env, "mlp", 64)
+    optimizer = optax.adam(2.5e-4, eps=1e-5)
+    return PPO(PPOConfig(num_steps=128), env, params, actor, critic, optimizer, optimizer)
 
-    def build(seeds: int):
-        env, params = make(env_id, num_envs=NUM_ENVS)
-        config = DQNConfig(learning_starts=1_000, epsilon_decay_steps=5_000, double_q=False)
-        agent = DQN(config, env, params, build_q_network(env, "mlp", 64), optax.adam(1e-3))
-        init, train = agent.init, agent.train
-        if seeds > 1:
-            init, train = jax.vmap(init), jax.vmap(train, in_axes=(0, 0, None))
-        init = jax.jit(init)
-        keys = _keys(seeds, 1)
 
-        def fresh():
-            return (keys, init(_keys(seeds, 0)))
-
-        compiled = jax.jit(train, static_argnums=2).lower(*fresh(), steps).compile()
-        return fresh, compiled, env
-
-    return build
+def dqn_agent(env: Any, params: Any) -> DQN:
+    """DQN: 8 copies x 1 step, then 1 gradient step of 64 (the settings of ``sb3_compare.py``)."""
+    config = DQNConfig(learning_starts=1_000, epsilon_decay_steps=5_000, double_q=False)
+    return DQN(config, env, params, build_q_network(env, "mlp", 64), optax.adam(1e-3))
 
 
 def rollout_case(env_id: str, steps: int) -> Callable[[int], tuple[Callable, Callable, Any]]:
@@ -118,12 +109,12 @@ def _keys(seeds: int, stream: int) -> jax.Array:
 CASES = {
     "ppo-cartpole": (
         "PPO, gymnasium CartPole-v1",
-        ppo_case("gymnasium::CartPole-v1", 32_768),
+        training_case("gymnasium::CartPole-v1", 32_768, ppo_agent),
         32_768,
     ),
     "dqn-cartpole": (
         "DQN, gymnasium CartPole-v1",
-        dqn_case("gymnasium::CartPole-v1", 16_384),
+        training_case("gymnasium::CartPole-v1", 16_384, dqn_agent),
         16_384,
     ),
     "rollout-cartpole": (
