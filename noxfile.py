@@ -49,6 +49,7 @@ BACKENDS = {
     "gymnax": "memorax-envs-jax",
     "craftax": "memorax-envs-jax",
     "navix": "memorax-envs-jax",
+    "xminigrid": "memorax-envs-jax",
     "gymnasium": "memorax-envs-callback",
     "ale": "memorax-envs-callback",
     "pufferlib": "memorax-envs-callback",
@@ -58,7 +59,7 @@ EXAMPLE_BACKENDS = ("gymnax", "craftax", "navix", "ale", "pufferlib")
 # Extras of each package that its own unit tests need (cuda never: CPU CI).
 TEST_EXTRAS = {
     "memorax-core": (),
-    "memorax-envs-jax": ("gymnax", "craftax", "navix"),
+    "memorax-envs-jax": ("gymnax", "craftax", "navix", "xminigrid"),
     "memorax-envs-callback": ("gymnasium", "ale", "pufferlib"),
 }
 
