@@ -133,6 +133,19 @@ def test_vmap_over_seeds_steps_one_host_env_per_seed_each_as_if_alone(vmapped):
             np.testing.assert_array_equal(got[seed], np.asarray(want))
 
 
+def test_a_vmap_over_one_seed_keeps_the_seed_axis_and_equals_the_seed_alone(vmapped):
+    # `memorax train --seeds 1` on a callback env: a vmap of size one once lost its axis.
+    env, keys, out = vmapped
+    one, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
+    try:
+        single = jax.jit(jax.vmap(lambda key: _random_rollout(one, key)))(keys[:1])
+    finally:
+        one.close()
+    for got, want in zip(jax.tree.leaves(single), jax.tree.leaves(out), strict=True):
+        assert got.shape == (1, *want.shape[1:])
+        np.testing.assert_array_equal(np.asarray(got)[0], want[0])
+
+
 def test_nested_vmaps_flatten_onto_one_pool_of_host_envs():
     env, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
     try:

@@ -292,16 +292,17 @@ class CallbackEnvironment(Environment):
 
     def _call(self, method: str, outputs: tuple, *args: jax.Array) -> Any:
         require_host_backend(f"{self.name}.{method}")
-        return self._host_call(method, outputs, 1)(*args)
+        return self._host_call(method, outputs, None)(*args)
 
-    def _host_call(self, method: str, outputs: tuple, num_copies: int) -> Callable[..., Any]:
+    def _host_call(self, method: str, outputs: tuple, num_copies: int | None) -> Callable[..., Any]:
         """The host call of ``method`` over ``num_copies`` host envs, with its ``jax.vmap`` rule.
 
-        One copy: the arguments and ``outputs`` as the method has them. More:
-        every argument and output has a leading axis of ``num_copies``.
+        ``None``: the one host env, the arguments and ``outputs`` as the method
+        has them. A number (one or more, under ``jax.vmap``): every argument
+        and output has a leading axis of ``num_copies``.
         """
         host_function: Callable[..., None]
-        if num_copies == 1:
+        if num_copies is None:
             host_function = self._host_reset if method == "reset" else self._host_step
             shapes = outputs
         else:
@@ -322,16 +323,17 @@ class CallbackEnvironment(Environment):
         @call.def_vmap
         def _over_seeds(axis_size: int, in_batched: Any, *args: Any) -> Any:
             self._check_vmappable(method, in_batched)
-            total = axis_size * num_copies
+            # A vmap of size one still calls the batched form: its outputs keep the axis.
+            total = axis_size * (num_copies or 1)
             merged = []
             for arg, batched in zip(args, in_batched, strict=True):
                 if not batched:
                     arg = jnp.broadcast_to(arg, (axis_size, *arg.shape))
                 # Nested vmaps flatten onto one pool: [axis, copies, ...] -> [axis * copies, ...].
-                merged.append(arg if num_copies == 1 else arg.reshape(total, *arg.shape[2:]))
+                merged.append(arg if num_copies is None else arg.reshape(total, *arg.shape[2:]))
             self._add_copies(total)
             results = self._host_call(method, outputs, total)(*merged)
-            if num_copies > 1:
+            if num_copies is not None:
                 results = tuple(
                     result.reshape(axis_size, num_copies, *result.shape[1:]) for result in results
                 )
@@ -426,7 +428,7 @@ class CallbackEnvironment(Environment):
         self._generations += 1
         copy.generation = self._generations
         copy.step_count = 0
-        return copy.host.reset(seed)
+        return self._run_host("reset", copy.host.reset, seed)
 
     def _host_step(self, ctx: Any, out: tuple, position: Any, action: Any) -> None:
         del ctx
@@ -436,7 +438,7 @@ class CallbackEnvironment(Environment):
             copy = self._copies[0]
             self._check_current(copy, step, generation)
             # The buffer is only valid during this call; host envs may keep a reference.
-            result = copy.host.step(np.asarray(action).copy())
+            result = self._run_host("step", copy.host.step, np.asarray(action).copy())
             copy.step_count += 1
             observation_out, reward_out, flags_out, final_out = out
             observation = np.asarray(observation_out)
@@ -462,7 +464,7 @@ class CallbackEnvironment(Environment):
             actions = np.asarray(actions)
             for index in range(len(positions)):
                 copy = self._copies[index]
-                result = copy.host.step(actions[index].copy())
+                result = self._run_host("step", copy.host.step, actions[index].copy())
                 copy.step_count += 1
                 _write_step(
                     result,
@@ -472,6 +474,26 @@ class CallbackEnvironment(Environment):
                     flags_out[index],
                     final_out[index],
                 )
+
+    def _run_host(self, method: str, call: Callable[..., Any], *args: Any) -> Any:
+        """``call(*args)``, a host env method; an exception it raises is reported as a
+        :class:`HostEnvironmentError` caused by it (its traceback shows the env's own
+        frames), so that the caller of the jitted program sees it as itself, not as XLA's
+        error."""
+        try:
+            return call(*args)
+        except HostEnvironmentError as error:  # an adapter's own report (a worker died)
+            raise host_error(error, own_traceback=True) from error.__cause__
+        except Exception as error:
+            raise host_error(
+                HostEnvironmentError(
+                    f"{self.name}: the host env's {method} raised {type(error).__name__}: "
+                    f"{error} (its traceback is above). The env's state is lost: close it and "
+                    "make a new one; a run of `memorax train` continues from its last "
+                    "checkpoint with `memorax train --resume RUN_DIR`."
+                ),
+                own_traceback=True,
+            ) from error
 
     def _check_open(self) -> None:
         if self._closed:

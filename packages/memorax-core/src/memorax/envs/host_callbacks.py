@@ -42,10 +42,15 @@ _recorded_errors: list[Exception] = []
 _recorded_lock = threading.Lock()
 
 
-def host_error(error: Exception) -> Exception:
+def host_error(error: Exception, *, own_traceback: bool = False) -> Exception:
     """Records ``error``, about to be raised in a host callback, and returns it
     (``raise host_error(SomeError(...))``), so that :func:`surface_host_errors` can
-    re-raise it as its own type instead of JAX's ``JaxRuntimeError``."""
+    re-raise it as its own type instead of JAX's ``JaxRuntimeError``.
+
+    ``own_traceback``: the error reports a failure of user code on the host (an env's
+    exception): it is re-raised with its own traceback and cause, JAX's error left out.
+    """
+    error.__memorax_own_traceback__ = own_traceback  # type: ignore[attr-defined]
     with _recorded_lock:
         _recorded_errors.append(error)
         del _recorded_errors[:-8]
@@ -55,7 +60,8 @@ def host_error(error: Exception) -> Exception:
 @contextlib.contextmanager
 def surface_host_errors() -> Iterator[None]:
     """Re-raises an error recorded by :func:`host_error` as itself when JAX reports it
-    as a ``JaxRuntimeError`` inside this block (the JAX error is its ``__cause__``).
+    as a ``JaxRuntimeError`` inside this block (the JAX error becomes its ``__cause__``,
+    except for errors recorded with ``own_traceback``, which keep theirs).
 
     Results of jitted calls arrive asynchronously: block on them inside the
     block (``jax.block_until_ready``) for their errors to surface here.
@@ -69,6 +75,10 @@ def surface_host_errors() -> Iterator[None]:
             _recorded_errors.clear()
         if match is None:
             raise
+        if getattr(match, "__memorax_own_traceback__", False):
+            # A host env's failure: its own traceback (and the env's exception it wraps)
+            # is what the user needs, not XLA's.
+            raise match from match.__cause__
         raise match.with_traceback(None) from runtime_error
 
 
