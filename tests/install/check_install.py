@@ -25,6 +25,7 @@ BACKENDS = {
     "gymnax": ("memorax-envs-jax", ("gymnax",), "gymnax::CartPole-v1"),
     "craftax": ("memorax-envs-jax", ("craftax",), "craftax::Craftax-Classic-Symbolic-v1"),
     "navix": ("memorax-envs-jax", ("navix",), "navix::Navix-Empty-5x5-v0"),
+    "xminigrid": ("memorax-envs-jax", ("xminigrid",), "xminigrid::MiniGrid-MemoryS8"),
     "gymnasium": ("memorax-envs-callback", (), "gymnasium::CartPole-v1"),
     "ale": ("memorax-envs-callback", ("ale-py",), "ale::Pong"),
     "pufferlib": ("memorax-envs-callback", ("pufferlib-core", "torch"), "pufferlib::CartPole-v1"),

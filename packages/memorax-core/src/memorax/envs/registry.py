@@ -38,6 +38,7 @@ KNOWN_BACKENDS = {
     "gymnax": ("memorax-envs-jax", "gymnax"),
     "craftax": ("memorax-envs-jax", "craftax"),
     "navix": ("memorax-envs-jax", "navix"),
+    "xminigrid": ("memorax-envs-jax", "xminigrid"),
     "gymnasium": ("memorax-envs-callback", "gymnasium"),
     "ale": ("memorax-envs-callback", "ale"),
     "pufferlib": ("memorax-envs-callback", "pufferlib"),
