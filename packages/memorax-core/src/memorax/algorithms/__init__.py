@@ -8,7 +8,8 @@ episodes), :mod:`~memorax.algorithms.checks` (configs and argument checks),
 rescaling), :mod:`~memorax.algorithms.q_learning` (epsilon-greedy value agents),
 :mod:`~memorax.algorithms.on_policy` and :mod:`~memorax.algorithms.replay`
 (the two families' update loops), :mod:`~memorax.algorithms.metrics` and
-:mod:`~memorax.algorithms.data_parallel`, and :mod:`~memorax.algorithms.sweep`
+:mod:`~memorax.algorithms.data_parallel`, :mod:`~memorax.algorithms.non_finite`
+(training stops at the first NaN/inf parameter) and :mod:`~memorax.algorithms.sweep`
 (hyperparameter settings x seeds in one program).
 """
 
@@ -17,6 +18,7 @@ from memorax.algorithms.agent import Agent
 from memorax.algorithms.checks import AgentConfig
 from memorax.algorithms.dqn import DQN, DQN_METRIC_NAMES, DQNConfig, DQNState
 from memorax.algorithms.metrics import MetricsCallback
+from memorax.algorithms.non_finite import NonFiniteError
 from memorax.algorithms.ppo import METRIC_NAMES, PPO, PPOConfig, PPOState
 from memorax.algorithms.pqn import PQN, PQN_METRIC_NAMES, PQNConfig, PQNState
 from memorax.algorithms.q_learning import epsilon_greedy, linear_epsilon
@@ -55,6 +57,7 @@ __all__ = [
     "DQNState",
     "EvaluationResult",
     "MetricsCallback",
+    "NonFiniteError",
     "PPOConfig",
     "PPOState",
     "PQNConfig",

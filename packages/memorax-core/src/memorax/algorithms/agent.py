@@ -56,6 +56,7 @@ from memorax.algorithms.data_parallel import (
     split,
 )
 from memorax.algorithms.metrics import MetricsCallback, emit, empty_metrics, episode_metrics
+from memorax.algorithms.non_finite import check_finite_update
 from memorax.envs import Environment, EpisodeStatistics
 from memorax.envs.host_callbacks import surface_host_errors
 
@@ -167,7 +168,11 @@ class Agent(Generic[ConfigT, StateT]):
         iterations = num_iterations(owner, num_steps, per_iteration, self.iteration_unit)
         metrics = put_replicated(self.data_parallel, empty_metrics(self.metric_names))
         state = state.replace(metrics=metrics)  # type: ignore[attr-defined]
-        return self._call(self._train_jit, key, state, num_iterations=iterations)
+        # With the non-finite guard on, train waits for its result, so that a NaN update
+        # arrives here as NonFiniteError rather than later as JAX's JaxRuntimeError.
+        return self._call(
+            self._train_jit, key, state, num_iterations=iterations, wait=self.config.check_finite
+        )
 
     def evaluate(
         self,
@@ -215,10 +220,16 @@ class Agent(Generic[ConfigT, StateT]):
         else:
             env, env_params = training_env, self.env_params
         eval_key, reset_key = jax.random.split(key)
-        limits = {"num_episodes": int(num_episodes), "max_steps": int(max_steps)}
         params = self._policy_params(state)
         evaluation = self._call(
-            self._evaluate_jit, eval_key, params, env_params, eval_env=env, host_env=env, **limits
+            self._evaluate_jit,
+            eval_key,
+            params,
+            env_params,
+            eval_env=env,
+            host_env=env,
+            num_episodes=int(num_episodes),
+            max_steps=int(max_steps),
         )
         state = state.replace(evaluation=evaluation)  # type: ignore[attr-defined]
         if not separate and not training_env.capabilities.transparent_state:
@@ -236,15 +247,23 @@ class Agent(Generic[ConfigT, StateT]):
         """
         return self._call(self._reset_jit, key, state)
 
-    def _call(self, jitted: Any, *args: Any, host_env: Environment | None = None, **kwargs: Any):
-        """``jitted(*args, **kwargs)``; with a host (callback) env, waits for the result, so
-        that an error the env raised (e.g. ``StaleEnvironmentStateError``) arrives here as
-        itself, not as JAX's ``JaxRuntimeError``. A JAX-native env is not waited for."""
+    def _call(
+        self,
+        jitted: Any,
+        *args: Any,
+        host_env: Environment | None = None,
+        wait: bool = False,
+        **kwargs: Any,
+    ):
+        """``jitted(*args, **kwargs)``; with a host (callback) env or ``wait``, waits for the
+        result, so that an error raised on the host (e.g. ``StaleEnvironmentStateError``,
+        ``NonFiniteError``) arrives here as itself, not as JAX's ``JaxRuntimeError``.
+        Otherwise a JAX-native env is not waited for."""
         env = host_env if host_env is not None else self.env.env
         with surface_host_errors():
             result = jitted(*args, **kwargs)
             leaves = jax.tree.leaves(result)
-            if env.capabilities.execution == "host" and not any(
+            if (wait or env.capabilities.execution == "host") and not any(
                 isinstance(leaf, jax.core.Tracer) for leaf in leaves
             ):
                 jax.block_until_ready(result)
@@ -311,10 +330,17 @@ class Agent(Generic[ConfigT, StateT]):
         return self._place(state.replace(**self._start_episodes(key)))  # type: ignore[attr-defined]
 
     def _train(self, key: jax.Array, state: StateT, num_iterations: int) -> StateT:
+        name = type(self).__name__
+
         def iteration(state: Any, key: jax.Array) -> tuple[Any, dict[str, Any]]:
             state = self._place(state)
             state, metrics, episodes = self._iterate(key, state)
-            state = state.replace(update_count=state.update_count + 1)
+            update_count = state.update_count + 1
+            state = state.replace(update_count=update_count)
+            if self.config.check_finite:
+                # The next update waits for the check (it adds zero to the counter).
+                checked = check_finite_update(name, self.iteration_unit, state, metrics)
+                state = state.replace(update_count=update_count + checked)
             metrics = {
                 **metrics,
                 **episode_metrics(episodes),

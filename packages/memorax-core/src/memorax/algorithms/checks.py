@@ -155,9 +155,14 @@ class AgentConfig:
     Attributes:
         num_envs: env copies stepped together. ``None`` (default): the env's
             ``num_envs``, filled in by the agent; a number must equal it.
+        check_finite: stop training with
+            :class:`~memorax.algorithms.NonFiniteError` at the first update that
+            makes a parameter NaN or infinite (default True; tested on the
+            device, see :mod:`memorax.algorithms.non_finite`). False trains on.
     """
 
     num_envs: int | None = setting(None, ENV_COPIES)
+    check_finite: bool = setting(True, BOOL)
 
     def __post_init__(self) -> None:
         owner = type(self).__name__
