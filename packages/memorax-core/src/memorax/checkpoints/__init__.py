@@ -11,6 +11,7 @@ from memorax.checkpoints.interrupt import GracefulInterrupt
 from memorax.checkpoints.store import (
     CHECKPOINT_DIR,
     Checkpointer,
+    DamagedCheckpointError,
     latest_step,
     restore,
     restore_metadata,
@@ -20,6 +21,7 @@ from memorax.checkpoints.store import (
 __all__ = [
     "CHECKPOINT_DIR",
     "Checkpointer",
+    "DamagedCheckpointError",
     "GracefulInterrupt",
     "latest_step",
     "restore",

@@ -16,12 +16,20 @@ with the paths that differ, before anything is read.
 Checkpoints are identified by an integer step (usually env steps or
 updates). Saves are synchronous: when ``save`` returns the checkpoint is
 complete on disk, so a run interrupted right after it can resume from it.
+
+A process killed while it writes (or deletes) a checkpoint leaves a step
+folder without the commit file orbax writes last (``commit_success.txt``).
+Such a folder is not a checkpoint: :meth:`Checkpointer.steps` and everything
+that reads skip it, and saving that step again replaces it. A checkpoint
+whose files were damaged after writing (truncated, overwritten) is refused
+with :class:`DamagedCheckpointError`, which names the checkpoints still intact.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +40,7 @@ import numpy as np
 __all__ = [
     "CHECKPOINT_DIR",
     "Checkpointer",
+    "DamagedCheckpointError",
     "latest_step",
     "restore",
     "restore_metadata",
@@ -42,6 +51,12 @@ CHECKPOINT_DIR = "checkpoints"
 """Folder of a run directory that holds one sub-folder per saved step."""
 
 _FORMAT = 1
+# Written by orbax into a step folder after everything else: the folder is a complete checkpoint.
+_COMMIT_FILE = "commit_success.txt"
+
+
+class DamagedCheckpointError(RuntimeError):
+    """A complete checkpoint's files cannot be read back (truncated, overwritten, removed)."""
 
 
 class Checkpointer:
@@ -82,8 +97,11 @@ class Checkpointer:
         self.close()
 
     def steps(self) -> list[int]:
-        """The saved steps, ascending."""
-        return sorted(self._manager.all_steps())
+        """The completely saved steps, ascending (a write cut short is not one)."""
+        return sorted(step for step in self._manager.all_steps() if self._complete(step))
+
+    def _complete(self, step: int) -> bool:
+        return (self.directory / str(step) / _COMMIT_FILE).is_file()
 
     def latest_step(self) -> int | None:
         """The most recent saved step, or None when there is none."""
@@ -112,6 +130,11 @@ class Checkpointer:
                 f"dicts, no NaN): {error}"
             ) from error
         arrays, leaves = _encode(state, "Checkpointer.save")
+        leftover = self.directory / str(step)
+        if leftover.exists():
+            # A write of this step that a killed process left unfinished: replace it.
+            shutil.rmtree(leftover)
+            self._manager.reload()
         ocp = self._ocp
         self._manager.save(
             step,
@@ -153,9 +176,12 @@ class Checkpointer:
         ocp = self._ocp
         restored = {}
         if stored:
-            restored = self._manager.restore(
-                step, args=ocp.args.Composite(state=ocp.args.StandardRestore(stored))
-            )["state"]
+            try:
+                restored = self._manager.restore(
+                    step, args=ocp.args.Composite(state=ocp.args.StandardRestore(stored))
+                )["state"]
+            except Exception as error:  # orbax and tensorstore raise several types
+                raise self._damaged(step, error) from error
         leaves = [
             _decode(restored.get(_leaf_name(i), _empty(abstract[_leaf_name(i)])), entry, leaf)
             for i, (entry, (_, leaf)) in enumerate(zip(saved, paths_and_leaves, strict=True))
@@ -182,11 +208,30 @@ class Checkpointer:
             )
         return step
 
+    def _damaged(self, step: int, error: Exception) -> DamagedCheckpointError:
+        others = [s for s in self.steps() if s != step]
+        if others:
+            fallback = (
+                f"The other complete checkpoints are steps {others}: to continue from the "
+                f"latest of them, delete {self.directory / str(step)}."
+            )
+        else:
+            fallback = "No other checkpoint is left in this run directory."
+        first_line = str(error).strip().splitlines()[0][:300] if str(error).strip() else ""
+        return DamagedCheckpointError(
+            f"Checkpoint {self.directory / str(step)} is damaged: it was written completely "
+            f"but cannot be read back ({type(error).__name__}: {first_line}). Its files were "
+            f"truncated or changed after writing. {fallback}"
+        )
+
     def _read_metadata(self, step: int) -> dict[str, Any]:
         ocp = self._ocp
-        restored = self._manager.restore(
-            step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())
-        )
+        try:
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(metadata=ocp.args.JsonRestore())
+            )
+        except Exception as error:
+            raise self._damaged(step, error) from error
         metadata = restored["metadata"]
         if not isinstance(metadata, dict) or metadata.get("format") != _FORMAT:
             raise ValueError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,8 @@ from memorax.cli.run_settings import (
 
 __all__ = ["add_train_command"]
 
+# The exit status of a run that training errors stopped (Python's own for an uncaught error).
+TRAINING_FAILED = 1
 LOGGERS = ("console", "csv", "jsonl", "tensorboard", "wandb")
 EXAMPLES = """\
 The help lists the options of one algorithm (--algo, default ppo):
@@ -142,7 +145,8 @@ def add_train_command(commands: argparse._SubParsersAction, shown_algo: str | No
 
 def run_train(options: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     """Resolves the settings and trains."""
-    from memorax.cli.training_run import train_run
+    from memorax.algorithms.non_finite import NonFiniteError
+    from memorax.cli.training_run import is_disk_full, train_run
     from memorax.envs import (
         BackendNotInstalledError,
         EnvironmentKwargsError,
@@ -163,6 +167,16 @@ def run_train(options: argparse.Namespace, parser: argparse.ArgumentParser) -> i
         return train_run(settings, resume_dir=resume_dir)
     except user_errors as error:
         parser.error(str(error))
+    except Exception as error:
+        # A run that diverged or filled the disk is not a bug: the message and the note
+        # on what the run directory keeps say everything, without a traceback.
+        if not (isinstance(error, NonFiniteError) or is_disk_full(error)):
+            raise
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        reason = str(error) if isinstance(error, NonFiniteError) else f"disk full: {first_line}"
+        print(f"memorax train: error: {reason}", *getattr(error, "__notes__", ()), sep="\n",
+              file=sys.stderr)  # fmt: skip
+        return TRAINING_FAILED
 
 
 def resolve_settings(given: dict[str, Any]) -> tuple[RunSettings, Path | None]:

@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import importlib.util
+import json
+import logging
 import math
 import sys
 import threading
@@ -32,8 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from memorax.algorithms.non_finite import NonFiniteError
 from memorax.algorithms.sweep import LEARNING_RATE, Sweep, grid
-from memorax.checkpoints import Checkpointer, GracefulInterrupt
+from memorax.checkpoints import Checkpointer, DamagedCheckpointError, GracefulInterrupt
 from memorax.cli.agents import ALGORITHMS
 from memorax.cli.run_settings import (
     EVALUATION_DIR,
@@ -44,6 +48,7 @@ from memorax.cli.run_settings import (
 )
 from memorax.cli.sweep_run import train_sweep
 from memorax.envs import make
+from memorax.envs.host_callbacks import surface_host_errors
 from memorax.logging import (
     ConsoleLogger,
     CSVLogger,
@@ -57,7 +62,7 @@ from memorax.logging import (
 )
 from memorax.plotting import plot_runs
 
-__all__ = ["CURVE_FILE", "EVALUATION_CURVE_FILE", "train_run"]
+__all__ = ["CURVE_FILE", "EVALUATION_CURVE_FILE", "is_disk_full", "run_identity", "train_run"]
 
 CURVE_FILE = "learning_curve.png"
 EVALUATION_CURVE_FILE = "evaluation_curve.png"
@@ -80,6 +85,10 @@ class _SeedShift:
 
 def train_run(settings: RunSettings, resume_dir: Path | None = None) -> int:
     """Trains as ``settings`` say, writing into the run directory; returns the exit status."""
+    # JAX logs every exception raised in an io_callback with its traceback; the checks that
+    # raise from the host (NaN guard, action ranges) reach the user as their own errors,
+    # so the log would only print the same message twice.
+    logging.getLogger("jax._src.callback").setLevel(logging.CRITICAL)
     spec = ALGORITHMS[settings.algo]
     config_values = {**spec.defaults_for(settings.torso), **settings.algo_config}
     try:
@@ -161,7 +170,7 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
             flush=True,
         )
     checkpointer = Checkpointer(run_dir, max_to_keep=2)
-    resumed = _resume_point(checkpointer, resume_dir)
+    resumed = _resume_point(checkpointer, resume_dir, settings)
     start_steps = resumed["env_steps"] if resumed else 0
     total_steps = total_updates * per_update
     progress = Progress(total_steps, initial_steps=start_steps)
@@ -222,6 +231,13 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
                 interrupted, returns = _on_worker(
                     lambda: _train_sequential(plan, interrupt, logger)
                 )
+    except Exception as error:
+        # Whatever stopped training (a NaN update, a host env that raised, a full disk):
+        # the metrics logged so far reach their files and the user learns what is kept.
+        _close_after_failure(logger, checkpointer, plan.evaluation_logger)
+        plan.evaluation_logger = None  # closed: the finally below must not fail on it again
+        error.add_note(_kept_after_failure(run_dir, checkpointer, error))
+        raise
     finally:
         if plan.eval_env is not None:
             plan.eval_env.close()
@@ -250,6 +266,70 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         return INTERRUPTED
     print(f"done in {elapsed:.1f} s; learning curve: {curve}", flush=True)
     return 0
+
+
+def _close_after_failure(
+    logger: Any, checkpointer: Checkpointer, evaluation_logger: Logger | None
+) -> None:
+    """Flushes and closes the loggers and the checkpointer after training failed; a
+    second failure here (the disk is still full) must not hide the first."""
+    closers = [jax.effects_barrier, logger.close, checkpointer.close]
+    if evaluation_logger is not None:
+        closers.append(evaluation_logger.close)
+    for close in closers:
+        try:
+            close()
+        except Exception as error:
+            print(f"(while closing the run after the error: {error!r})", file=sys.stderr)
+
+
+def _kept_after_failure(run_dir: Path, checkpointer: Checkpointer, error: Exception) -> str:
+    """What the run directory still holds after ``error`` stopped training, and what to do."""
+    try:
+        last = checkpointer.latest_step()
+    except Exception:  # the checkpoint folder itself is unreadable
+        last = None
+    if last is None:
+        kept = f"{run_dir} holds the metrics logged so far and no checkpoint yet."
+    else:
+        kept = (
+            f"{run_dir} keeps the metrics logged so far and its checkpoints; the last "
+            f"complete one is env step {last} ({checkpointer.directory / str(last)})."
+        )
+    if is_disk_full(error):
+        advice = (
+            f"The disk holding {run_dir} is full: free space (or move the run directory), "
+            f"then continue with `memorax train --resume {run_dir}`; a checkpoint whose "
+            "write was cut short is skipped."
+        )
+    elif isinstance(error, NonFiniteError):
+        advice = (
+            "Resuming it would repeat the same updates: start a new run with other settings "
+            "(e.g. a lower learning rate)."
+        )
+    elif last is None:
+        advice = "Fix the cause and start the run again."
+    else:
+        advice = f"Fix the cause and continue with `memorax train --resume {run_dir}`."
+    return f"{kept} {advice}"
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """Whether ``error`` (or one it came from) is a write that found no space left.
+
+    orbax's tensorstore reports a full disk in the text of a ``ValueError``, Python
+    as an ``OSError`` with ``errno.ENOSPC``.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(current):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 @dataclasses.dataclass
@@ -295,7 +375,7 @@ def _train_vmapped(plan: _Plan, interrupt: GracefulInterrupt) -> tuple[bool, lis
         plan.checkpointer.save(
             env_steps,
             states.replace(metrics=empty_metrics),
-            {"chunk": chunk, "seed": 0, "env_steps": env_steps},
+            {"chunk": chunk, "seed": 0, "env_steps": env_steps, "run": run_identity(plan.settings)},
         )
         if interrupt.requested:
             return True, []
@@ -342,7 +422,12 @@ def _train_sequential(
             plan.checkpointer.save(
                 steps,
                 state.replace(metrics=empty_metrics),
-                {"chunk": chunk, "seed": seed, "env_steps": int(state.env_steps)},
+                {
+                    "chunk": chunk,
+                    "seed": seed,
+                    "env_steps": int(state.env_steps),
+                    "run": run_identity(settings),
+                },
             )
             if interrupt.requested:
                 return True, returns
@@ -390,7 +475,9 @@ def _on_worker(work: Callable[[], Any]) -> Any:
 
     def run() -> None:
         try:
-            outcome["result"] = work()
+            # Errors raised on the host (a NaN update, a host env's exception) as themselves.
+            with surface_host_errors():
+                outcome["result"] = work()
         except BaseException as error:  # handed to the waiting thread, which raises it
             outcome["error"] = error
 
@@ -445,6 +532,8 @@ def _restore(checkpointer: Checkpointer, target: Any, step: int) -> Any:
     run cannot continue (nothing has been trained or written yet)."""
     try:
         return checkpointer.restore(target, step)
+    except DamagedCheckpointError as error:
+        raise SettingsError(f"--resume {checkpointer.run_dir}: {error}") from error
     except ValueError as error:
         raise SettingsError(
             f"--resume {checkpointer.run_dir}: its checkpoint does not fit the agent this "
@@ -452,13 +541,44 @@ def _restore(checkpointer: Checkpointer, target: Any, step: int) -> Any:
         ) from error
 
 
-def _resume_point(checkpointer: Checkpointer, resume_dir: Path | None) -> dict | None:
+# The settings that fix what a checkpoint holds; a resumed run must match them all.
+_IDENTITY = ("algo", "env", "env_kwargs", "torso", "hidden_size", "seeds", "algo_config")
+
+
+def run_identity(settings: RunSettings) -> dict[str, Any]:
+    """The settings a checkpoint of this run is only valid for, saved with each one."""
+    return {name: getattr(settings, name) for name in _IDENTITY}
+
+
+def _resume_point(
+    checkpointer: Checkpointer, resume_dir: Path | None, settings: RunSettings
+) -> dict | None:
+    """The latest complete checkpoint's metadata, or a :class:`SettingsError` before any
+    training when there is none, it cannot be read, or another run's settings wrote it."""
     if resume_dir is None:
         return None
     step = checkpointer.latest_step()
     if step is None:
         raise SettingsError(f"--resume {resume_dir}: the run has no checkpoint to resume from.")
-    metadata = checkpointer.metadata(step)
+    try:
+        metadata = checkpointer.metadata(step)
+    except DamagedCheckpointError as error:
+        raise SettingsError(f"--resume {resume_dir}: {error}") from error
+    saved = metadata.get("run")  # absent in checkpoints of versions before it was kept
+    if saved is not None:
+        current = json.loads(json.dumps(run_identity(settings)))  # as JSON would give it back
+        differences = [
+            f"{name}: checkpoint {saved.get(name)!r}, {RUN_FILE} {current[name]!r}"
+            for name in _IDENTITY
+            if saved.get(name) != current[name]
+        ]
+        if differences:
+            raise SettingsError(
+                f"--resume {resume_dir}: checkpoint step {step} was written by a run with "
+                f"other settings ({'; '.join(differences)}). A checkpoint only fits the run "
+                f"that wrote it: restore {RUN_FILE} as it was, or start a new run with "
+                "`memorax train --config` and the settings you want."
+            )
     return {"step": step, **metadata}
 
 
