@@ -15,6 +15,7 @@ import pytest
 from memorax.algorithms import PPO, PPOConfig
 from memorax.checkpoints import (
     Checkpointer,
+    DamagedCheckpointError,
     GracefulInterrupt,
     latest_step,
     restore,
@@ -117,6 +118,34 @@ def test_only_the_most_recent_checkpoints_are_kept(tmp_path):
     assert latest_step(tmp_path) == 30
     np.testing.assert_array_equal(restore(tmp_path, state, step=20)["x"], [20.0, 21.0, 22.0])
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["20", "30"]
+
+
+def test_a_step_folder_without_its_commit_file_is_skipped_and_replaced_when_saved(tmp_path):
+    state = {"x": np.arange(3.0)}
+    with Checkpointer(tmp_path, max_to_keep=None) as checkpointer:
+        checkpointer.save(10, {"x": state["x"] + 10})
+        checkpointer.save(20, {"x": state["x"] + 20})
+    # What a kill between orbax's rename and its commit file leaves behind.
+    (tmp_path / "checkpoints" / "20" / "commit_success.txt").unlink()
+    assert latest_step(tmp_path) == 10
+    np.testing.assert_array_equal(restore(tmp_path, state)["x"], [10.0, 11.0, 12.0])
+    with Checkpointer(tmp_path, max_to_keep=None) as checkpointer:
+        checkpointer.save(20, {"x": state["x"] + 200})
+        assert checkpointer.steps() == [10, 20]
+    np.testing.assert_array_equal(restore(tmp_path, state)["x"], [200.0, 201.0, 202.0])
+
+
+def test_a_damaged_checkpoint_names_the_intact_ones(tmp_path):
+    state = {"x": np.arange(4096.0)}
+    with Checkpointer(tmp_path, max_to_keep=None) as checkpointer:
+        checkpointer.save(1, state)
+        checkpointer.save(2, state)
+    for data in (tmp_path / "checkpoints" / "2" / "state" / "d").iterdir():
+        with open(data, "r+b") as file:
+            file.truncate(data.stat().st_size // 2)
+    with pytest.raises(DamagedCheckpointError, match=r"other complete checkpoints are steps \[1\]"):
+        restore(tmp_path, state)
+    np.testing.assert_array_equal(restore(tmp_path, state, step=1)["x"], state["x"])
 
 
 def test_latest_step_of_a_run_without_checkpoints_is_none_and_creates_nothing(tmp_path):
