@@ -72,6 +72,7 @@ nox.options.sessions = [
     *(f"tests-{DEFAULT_PYTHON}(package='{package}')" for package in PACKAGES),
     *(f"contract-{DEFAULT_PYTHON}(backend='{backend}', device='cpu')" for backend in BACKENDS),
     "multidevice",
+    "faults",
     "install",
     "docs",
     "examples",
@@ -367,6 +368,17 @@ def docs(session: nox.Session) -> None:
         os.fspath(ROOT / "site"),
         env={"NO_MKDOCS_2_WARNING": "1"},
     )
+
+
+@nox.session
+def faults(session: nox.Session) -> None:
+    """Faults a long run meets (tests/faults): NaN updates, host envs that raise, SIGKILL
+    during checkpoint writes, wrong or damaged checkpoints, a full disk, and a soak."""
+    extras = [arg for extra in ("gymnax", "gymnasium", "pufferlib") for arg in ("--extra", extra)]
+    sync(session, "--all-packages", *extras, "--group", "test")
+    # Each test runs `memorax train` in subprocesses that compile their own programs (with
+    # XLA's defaults, as users compile them); two workers use both cores.
+    pytest(session, "tests/faults", "--numprocesses=2")
 
 
 @nox.session
