@@ -125,6 +125,8 @@ def make_navix(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnviro
         observation_space=_observation_space(env, navix),
         action_space=_action_space(env),
         params=params,
+        # navix draws the whole grid in RGB from a state, whatever the observation.
+        render_single=lambda timestep, params: navix.observations.rgb(timestep.state),
     )
     return wrapped, params
 

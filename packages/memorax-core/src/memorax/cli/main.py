@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
+from memorax.cli.eval_command import add_eval_command
 from memorax.cli.plot_command import add_plot_command
+from memorax.cli.record_command import add_record_command
 from memorax.cli.summary_command import add_summary_command
 from memorax.cli.train_command import add_train_command
 
@@ -24,7 +26,8 @@ class CommandParser(argparse.ArgumentParser):
 
 
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
-    """The top-level parser with its ``train``, ``plot`` and ``summary`` subcommands;
+    """The top-level parser with its ``train``, ``plot``, ``summary``, ``eval`` and
+    ``record`` subcommands;
     ``argv`` picks the algorithm whose options ``memorax train --help`` shows."""
     parser = CommandParser(
         prog="memorax",
@@ -34,6 +37,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
     add_train_command(commands, shown_algo=_algo_in(argv))
     add_plot_command(commands)
     add_summary_command(commands)
+    add_eval_command(commands)
+    add_record_command(commands)
     return parser
 
 

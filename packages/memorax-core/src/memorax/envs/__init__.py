@@ -2,7 +2,12 @@
 
 from memorax.envs.action_checks import InvalidActionError
 from memorax.envs.capabilities import HOST_CALLBACK, JAX_NATIVE, Capabilities
-from memorax.envs.environment import Environment, StepResult, Wrapper
+from memorax.envs.environment import (
+    Environment,
+    RenderingNotSupportedError,
+    StepResult,
+    Wrapper,
+)
 from memorax.envs.episode_statistics import EpisodeStatistics, EpisodeStatisticsState
 from memorax.envs.host_callbacks import HostBackendUnavailableError, require_host_backend
 from memorax.envs.pomdp import FlickerObservation, MaskObservation, NoisyObservation
@@ -39,6 +44,7 @@ __all__ = [
     "Namespace",
     "NoisyObservation",
     "Space",
+    "RenderingNotSupportedError",
     "StepResult",
     "UnknownEnvironmentError",
     "UnknownNamespaceError",

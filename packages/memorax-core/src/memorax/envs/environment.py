@@ -21,7 +21,7 @@ from memorax.envs.action_checks import validate_action
 from memorax.envs.capabilities import Capabilities
 from memorax.envs.spaces import Space
 
-__all__ = ["Environment", "StepResult", "Wrapper"]
+__all__ = ["Environment", "RenderingNotSupportedError", "StepResult", "Wrapper"]
 
 
 class StepResult(NamedTuple):
@@ -101,6 +101,20 @@ class Environment(abc.ABC):
         action = validate_action(self.action_space, action, self.num_envs, self.name)
         return StepResult(*self._step(key, state, action, params))
 
+    def render(self, state: Any, params: Any = None) -> jax.Array:
+        """RGB frames of every copy, ``[num_envs, H, W, 3]`` uint8 (jittable where the
+        backend's renderer is).
+
+        Raises:
+            RenderingNotSupportedError: the backend has no renderer.
+        """
+        raise RenderingNotSupportedError(
+            f"{self.name} has no renderer. Envs that render: navix::* (navix's RGB "
+            "renderer); memorax record also plays gymnasium::* ids whose env supports "
+            "render_mode='rgb_array', and gymnax's CartPole-v1, Acrobot-v1, MountainCar-v0 "
+            "and Pendulum-v1 in their gymnasium twins."
+        )
+
     def close(self) -> None:
         """Releases host resources (subprocesses, emulators). A no-op for JAX-native envs."""
 
@@ -120,6 +134,10 @@ class Environment(abc.ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+class RenderingNotSupportedError(NotImplementedError):
+    """The environment has no renderer."""
 
 
 class Wrapper(Environment):

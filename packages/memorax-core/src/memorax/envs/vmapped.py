@@ -35,6 +35,8 @@ class VmappedEnvironment(Environment):
         observation_space, action_space: spaces of one copy.
         params: the default env params.
         capabilities: defaults to those of a JAX-native backend.
+        render_single: ``(state, params) -> [H, W, 3]`` uint8, one copy's frame, for
+            backends with a renderer (``None``: :meth:`render` refuses).
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class VmappedEnvironment(Environment):
         action_space: Space,
         params: Any,
         capabilities: Capabilities = JAX_NATIVE,
+        render_single: Callable[[Any, Any], jax.Array] | None = None,
     ):
         self.name = name
         self.num_envs = num_envs
@@ -56,10 +59,18 @@ class VmappedEnvironment(Environment):
         self._reset_single = reset_single
         self._step_single = step_single
         self._params = params
+        self._render_single = render_single
 
     def default_params(self) -> Any:
         """The params ``make`` returned."""
         return self._params
+
+    def render(self, state: Any, params: Any = None) -> jax.Array:
+        """Every copy's RGB frame, ``[num_envs, H, W, 3]`` uint8."""
+        if self._render_single is None:
+            return super().render(state, params)
+        params = self._params if params is None else params
+        return jax.vmap(self._render_single, in_axes=(0, None))(state, params)
 
     def _reset(self, key: jax.Array, params: Any) -> tuple[jax.Array, Any]:
         params = self._params if params is None else params
