@@ -7,7 +7,7 @@ asks for. The check: those distributions are installed; every backend an
 extra promises makes an env that resets and steps; every other backend's
 library is absent and its namespace answers with its install line (gymnasium
 may come along: other backends depend on it); each
-logger extra's library imports (and ``tensorboard`` has its command); no
+logger or video extra's library is installed (and ``tensorboard`` has its command); no
 CUDA build of jax came along.
 """
 
@@ -30,7 +30,12 @@ BACKENDS = {
     "ale": ("memorax-envs-callback", ("ale-py",), "ale::Pong"),
     "pufferlib": ("memorax-envs-callback", ("pufferlib-core", "torch"), "pufferlib::CartPole-v1"),
 }
-LOGGERS = {"tensorboard": ("tensorboardX", "tensorboard"), "wandb": ("wandb",)}
+# Extras that are not backends -> the libraries each must install.
+LIBRARY_EXTRAS = {
+    "tensorboard": ("tensorboardX", "tensorboard"),
+    "wandb": ("wandb",),
+    "video": ("imageio", "imageio-ffmpeg"),
+}
 CUDA_JAX = ("jax-cuda12-plugin", "jax-cuda12-pjrt")
 
 
@@ -88,7 +93,7 @@ def check(requested: dict[str, list[str]]) -> list[str]:
             if libraries:  # only gymnasium may come along, as another backend's dependency
                 failures.append(f"make({env_id!r}) worked, but its backend was not promised")
     all_extras = {extra for extras in requested.values() for extra in extras}
-    for extra, libraries in LOGGERS.items():
+    for extra, libraries in LIBRARY_EXTRAS.items():
         for library in libraries:
             if extra in all_extras and not installed(library):
                 failures.append(f"the {extra} extra did not install {library}")
