@@ -15,13 +15,16 @@ summarised by the interquartile mean (IQM) with a 95% stratified bootstrap
 interval (``memorax.statistics.aggregate``).
 
 Tiers fix the grid and the budgets (``TIERS``): ``smoke`` (seconds, for a
-test), ``cpu`` (a subset that a 2-core machine finishes in about half an hour)
+test), ``cpu`` (a subset that a 2-core machine finishes in about 20 minutes)
 and ``gpu`` (every agent, every model in ``SEQUENCE_MODELS`` plus the MLP
-control, every task, larger budgets).
+control, every task, larger budgets). ``benchmarks/README.md`` has the
+measured CPU tier.
 
     .venv/bin/python benchmarks/memory_suite.py --tier smoke
-    .venv/bin/python benchmarks/memory_suite.py --tier cpu --json out.json --figure out.png
-    .venv/bin/python benchmarks/memory_suite.py --report out.json --figure out.png
+    .venv/bin/python benchmarks/memory_suite.py --tier cpu \
+        --json benchmarks/results/memory_suite_cpu.json \
+        --figure benchmarks/images/memory_suite_cpu.png
+    .venv/bin/python benchmarks/memory_suite.py --report benchmarks/results/memory_suite_cpu.json
 
 Results are written to ``--json`` after every cell, so a stopped run keeps
 what it finished; ``--report`` prints the tables (and draws the figure) of
@@ -197,10 +200,11 @@ TIERS: dict[str, Tier] = {
     ),
     "cpu": Tier(
         agents=("ppo", "pqn"),
-        torsos=("mlp", "gru", "min_gru", "ffm", "linear_attention"),
-        tasks=("memory-chain-5", "memory-chain-10", "masked-cartpole"),
+        torsos=("mlp", "gru", "lstm", "min_gru", "ffm", "linear_attention"),
+        tasks=("memory-chain-5", "memory-chain-10", "memory-chain-30", "masked-cartpole"),
         seeds=3,
-        steps={"memory-chain-5": 30_720, "memory-chain-10": 30_720, "masked-cartpole": 61_440},
+        steps={"memory-chain-5": 30_720, "memory-chain-10": 30_720, "memory-chain-30": 30_720,
+               "masked-cartpole": 61_440},
         hidden_size=32,
         learning_rate={"ppo": 1e-3, "pqn": 1e-3, "r2d2": 1e-3},
         config={
@@ -217,10 +221,11 @@ TIERS: dict[str, Tier] = {
         tasks=tuple(TASKS),
         seeds=8,
         steps={
-            "memory-chain-5": 1_000_000, "memory-chain-10": 1_000_000,
-            "memory-chain-30": 2_000_000, "masked-cartpole": 5_000_000,
-            "masked-pendulum": 5_000_000, "navix-doorkey-5x5": 5_000_000,
-            "xminigrid-memory-s8": 10_000_000,
+            # Multiples of 2**20, so every agent's update size divides them.
+            "memory-chain-5": 1_048_576, "memory-chain-10": 1_048_576,
+            "memory-chain-30": 2_097_152, "masked-cartpole": 5_242_880,
+            "masked-pendulum": 5_242_880, "navix-doorkey-5x5": 5_242_880,
+            "xminigrid-memory-s8": 10_485_760,
         },
         hidden_size=128,
         learning_rate={"ppo": 5e-4, "pqn": 5e-4, "r2d2": 5e-4},
