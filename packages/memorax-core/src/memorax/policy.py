@@ -27,7 +27,6 @@ import jax.numpy as jnp
 from flax import struct
 
 from memorax.algorithms.acting import StepInput, apply_network
-from memorax.algorithms.sweep import LEARNING_RATE
 from memorax.checkpoints import Checkpointer
 from memorax.envs import Environment, make
 
@@ -90,7 +89,7 @@ def load_run(run_dir: str | Path, step: int | None = None) -> LoadedRun:
     try:
         agent = spec.build(
             config, env, env_params, settings.torso, settings.hidden_size,
-            settings.learning_rate, None, injected_learning_rate=LEARNING_RATE in settings.sweep,
+            settings.learning_rate, None,
         )  # fmt: skip
         # An abstract target: nothing is initialised, no host env is stepped.
         one = jax.eval_shape(agent.init, jax.random.key(0))
@@ -156,7 +155,7 @@ class Policy:
     @classmethod
     def from_run(cls, run: LoadedRun, seed: int = 0) -> Policy:
         """Seed ``seed``'s policy from a :class:`LoadedRun`."""
-        seeds = run.settings.seeds
+        seeds = len(jax.tree.leaves(run.states)[0])  # the seeds the checkpoint holds
         if not isinstance(seed, int) or not 0 <= seed < seeds:
             raise ValueError(
                 f"seed must be one of the run's seeds, 0 to {seeds - 1}; got {seed!r}."

@@ -146,6 +146,8 @@ def test_a_loaded_policy_plays_a_plain_gymnasium_cartpole_as_the_run_reported(ca
         # The run reports a balanced pole (500); the deployed policy balances it too.
         assert reported[seed] == 500.0
         assert returns == [reported[seed]] * 3
+    with pytest.raises(ValueError, match="one of the run's seeds, 0 to 1; got 2"):
+        Policy.load(cartpole_run, seed=2)
 
 
 @pytest.mark.slow
