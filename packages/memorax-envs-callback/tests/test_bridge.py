@@ -135,7 +135,7 @@ def test_vmap_over_seeds_steps_one_host_env_per_seed_each_as_if_alone(vmapped):
 
 def test_a_vmap_over_one_seed_keeps_the_seed_axis_and_equals_the_seed_alone(vmapped):
     # `memorax train --seeds 1` on a callback env: a vmap of size one once lost its axis.
-    env, keys, out = vmapped
+    _, keys, out = vmapped
     one, _ = make("gymnasium::CartPole-v1", num_envs=NUM_ENVS)
     try:
         single = jax.jit(jax.vmap(lambda key: _random_rollout(one, key)))(keys[:1])
