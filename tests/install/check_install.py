@@ -34,7 +34,7 @@ BACKENDS = {
 LIBRARY_EXTRAS = {
     "tensorboard": ("tensorboardX", "tensorboard"),
     "wandb": ("wandb",),
-    "video": ("imageio", "imageio-ffmpeg"),
+    "video": ("imageio", "imageio-ffmpeg", "pygame"),
 }
 CUDA_JAX = ("jax-cuda12-plugin", "jax-cuda12-pjrt")
 

@@ -127,6 +127,14 @@ def _play_gymnasium(policy, settings, env_name, episodes, max_steps, progress, s
     env = gymnasium.make(env_name, render_mode="rgb_array", **kwargs)
     frames, returns = [], []
     try:
+        try:
+            env.reset(seed=0)
+            env.render()
+        except gymnasium.error.DependencyNotInstalled as error:
+            raise ValueError(
+                f"gymnasium cannot render {env_name}: {error}. The video extra brings what "
+                'the classic-control envs need: pip install "memorax-core[video]".'
+            ) from error
         for episode in range(episodes):
             observation, _ = env.reset(seed=episode)
             carry, start, reward, total = policy.initial_carry(), True, 0.0, 0.0
