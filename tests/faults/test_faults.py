@@ -330,7 +330,10 @@ def test_a_damaged_checkpoint_is_refused_naming_the_intact_ones(damage, finished
     assert result.returncode == 2, result.stderr[-3000:]
     assert f"Checkpoint {run / 'checkpoints' / '1024'} is damaged" in result.stderr
     assert "The other complete checkpoints are steps [512]" in result.stderr
-    assert "Traceback" not in result.stderr
+    # A usage error, not a traceback of ours (orbax's event loop may print its own
+    # "Event loop is closed" noise as the process exits after a failed read).
+    assert "DamagedCheckpointError:" not in result.stderr
+    assert "memorax/checkpoints" not in result.stderr
     # After the advice (delete the damaged one) the run continues from step 512.
     shutil.rmtree(run / "checkpoints" / "1024")
     resumed = run_cli("train", "--resume", str(run), "--total-steps", "2048", cwd=tmp_path)

@@ -31,6 +31,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
 # `pip install ...` / `uv sync ...` up to the end of the code span, line, comment or `&&`.
 LINE = re.compile(r"(?:pip install|uv sync)\b[^`\n#&]*")
 PACKAGE = r"memorax-(?:core|envs-jax|envs-callback)"
+PACKAGES = ("memorax-core", "memorax-envs-jax", "memorax-envs-callback")
 REQUIREMENT = re.compile(rf"[\"']?(?:\./packages/)?({PACKAGE})(?:\[([a-z0-9,]+)\])?[\"']?")
 
 
@@ -72,8 +73,11 @@ def run_line(line: str, wheels: Path, venv: Path) -> subprocess.CompletedProcess
     elif any("./packages/" in word for word in words):
         command = ["uv", "pip", "install", "--python", str(python), *words[2:]]
     else:
+        # The wheels are always version 0.1.0: refresh them, or uv may install a wheel of that
+        # name and version it cached from an earlier build of this tree.
+        refresh = [arg for name in PACKAGES for arg in ("--refresh-package", name)]
         command = ["uv", "pip", "install", "--python", str(python), "--find-links", str(wheels),
-                   *words[2:]]  # fmt: skip
+                   *refresh, *words[2:]]  # fmt: skip
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True)
 
 
