@@ -579,3 +579,16 @@ def test_a_sweep_run_cannot_be_resumed_and_says_so(swept, capsys):
     with pytest.raises(SystemExit):
         main(["train", "--resume", str(swept)])
     assert "sweep runs keep no checkpoints yet" in capsys.readouterr().err
+
+
+def test_a_run_too_short_for_any_episode_to_end_finishes_without_a_curve(tmp_path, capsys):
+    # MemoryChain's episodes last 51 steps; one update of 16 steps ends none.
+    chain = ["--env", "gymnax::MemoryChain-bsuite", "--env-arg", "memory_length=50"]
+    assert train(tmp_path / "single", *chain, "--seeds", "1", updates=1) == 0
+    assert "learning curve: none (no episode ended" in capsys.readouterr().out
+    assert (tmp_path / "single" / "metrics.csv").is_file()
+    assert not (tmp_path / "single" / "learning_curve.png").exists()
+    sweep = ["--sweep", "learning-rate=1e-3,1e-4", "--seeds", "2"]
+    assert train(tmp_path / "sweep", *chain, *sweep, updates=1) == 0
+    printed = capsys.readouterr().out
+    assert "no summary table" in printed and "curves: none (no episode ended" in printed

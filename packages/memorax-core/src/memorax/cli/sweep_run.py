@@ -12,8 +12,10 @@ with confidence intervals, as ``memorax summary`` prints them).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -74,16 +76,24 @@ def train_sweep(
         progress.close()
         for logger in loggers:
             logger.close()
+    # A setting in which no episode ended has no curve (a short sweep); its run is fine.
+    comparison: Any = "none (no episode ended during training; train for more steps)"
     for directory, label in zip(directories, labels, strict=True):
-        plot_runs([directory], directory / curve_file, title=f"{settings.algo}, {label}")
-    comparison = plot_runs(directories, run_dir / "comparison.png", labels=labels,
-                           title=f"{settings.algo} on {settings.env}")  # fmt: skip
+        with contextlib.suppress(ValueError):
+            plot_runs([directory], directory / curve_file, title=f"{settings.algo}, {label}")
+    with contextlib.suppress(ValueError):
+        comparison = plot_runs(directories, run_dir / "comparison.png", labels=labels,
+                               title=f"{settings.algo} on {settings.env}")  # fmt: skip
     for directory, label in zip(directories, labels, strict=True):
         print(f"{directory.name}: {label}", flush=True)
     if settings.seeds >= 2:
-        table = summary_table(directories)
-        (run_dir / SUMMARY_FILE).write_text(table + "\n")
-        print(table, flush=True)
+        try:
+            table = summary_table(directories)
+        except ValueError:
+            print("no summary table: a setting had no episode end", flush=True)
+        else:
+            (run_dir / SUMMARY_FILE).write_text(table + "\n")
+            print(table, flush=True)
     print(f"done; curves: {comparison}", flush=True)
     return 0
 

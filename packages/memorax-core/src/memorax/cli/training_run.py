@@ -250,7 +250,13 @@ def _train_on(env, env_params, config, settings: RunSettings, resume_dir: Path |
         shown = ", ".join(f"{r:.2f}" for r in returns)
         print(f"evaluation return (deterministic policy) per seed: {shown}", flush=True)
     elapsed = time.monotonic() - started
-    curve = plot_runs([run_dir], run_dir / CURVE_FILE, title=f"{settings.algo} on {settings.env}")
+    try:
+        curve: Any = plot_runs(
+            [run_dir], run_dir / CURVE_FILE, title=f"{settings.algo} on {settings.env}"
+        )
+    except ValueError:
+        # A short run in which no episode ended has no curve; the run itself is fine.
+        curve = "none (no episode ended during training; train for more steps)"
     if vmapped:
         # No curve when no evaluation episode ended within its step limit (all NaN).
         with contextlib.suppress(ValueError):
