@@ -60,7 +60,7 @@ EXAMPLE_BACKENDS = ("gymnax", "craftax", "navix", "ale", "pufferlib")
 TEST_EXTRAS = {
     "memorax-core": (),
     "memorax-envs-jax": ("gymnax", "craftax", "navix", "xminigrid"),
-    "memorax-envs-callback": ("gymnasium", "ale", "pufferlib"),
+    "memorax-envs-callback": ("gymnasium", "ale", "pufferlib", "video"),
 }
 
 nox.options.default_venv_backend = "uv"

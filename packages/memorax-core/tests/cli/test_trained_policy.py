@@ -202,14 +202,26 @@ def _gif_milliseconds(path: Path) -> float:
 def test_record_renders_a_navix_run(tmp_path):
     run, out = tmp_path / "navix", tmp_path / "navix.gif"
     env = ["--env", "navix::Navix-Empty-5x5-v0", "--seeds", "1", "--hidden-size", "16"]
-    assert main(["train", *env, "--total-steps", "1024", "--out", str(run)]) == 0
-    result = record_run(run, out, episodes=2, max_steps=12, fps=25)
+    train = ["train", *env, "--torso", "gru", "--total-steps", "1024", "--out", str(run)]
+    assert main(train) == 0
+    result = record_run(run, out, episodes=2, max_steps=12, fps=25, memory_overlay=True)
     # Each episode: its first frame and one per step that did not end it, 12 steps at
     # most; the GIF holds every one for 40 ms (identical neighbours merged into longer ones).
     assert 2 <= result["frames"] <= 2 * 13
     assert _gif_milliseconds(out) == result["frames"] * 40
     frames = imageio.mimread(out)
-    assert frames[0].shape == (160, 160, 3)
+    # navix's 40 x 40 grid scaled to 160, and a 40-pixel strip of the memory's norm under it.
+    assert frames[0].shape == (200, 160, 3)
+    # The first frame shows the empty memory (a flat line); later ones a curve that rises.
+    first_strip, last_strip = frames[0][160:], frames[-1][160:]
+    drawn = np.array([(90, 200, 255)], np.uint8)
+    assert (last_strip == drawn).all(axis=-1).sum() > (first_strip == drawn).all(axis=-1).sum()
+
+
+@pytest.mark.slow
+def test_memory_overlay_needs_a_memory_torso(cartpole_run, tmp_path):
+    with pytest.raises(ValueError, match="mlp torso has no memory to draw"):
+        record_run(cartpole_run, tmp_path / "x.gif", memory_overlay=True)
 
 
 def test_record_refuses_other_formats_before_loading(tmp_path, capsys):

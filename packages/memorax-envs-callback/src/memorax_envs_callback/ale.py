@@ -43,7 +43,7 @@ from memorax.envs import (
 from memorax_envs_callback.bridge import CallbackEnvironment, DeviceLayout, HostStep
 from memorax_envs_callback.gymnasium_spaces import convert_space
 
-__all__ = ["NAMESPACE", "AtariHostEnv", "make_ale", "rom_name"]
+__all__ = ["NAMESPACE", "AtariHostEnv", "AtariScreens", "make_ale", "rom_name"]
 
 # The bridge needs every game stepped together with same-step auto-reset.
 _FIXED = frozenset({"autoreset_mode", "batch_size"})
@@ -115,21 +115,9 @@ def _frames_to_nhwc(observation: jax.Array, channels: int) -> jax.Array:
     return moved.reshape(*moved.shape[:3], channels)
 
 
-def make_ale(game: str, num_envs: int, **kwargs: Any) -> tuple[CallbackEnvironment, None]:
-    """Builds ``num_envs`` copies of an Atari game behind the callback bridge.
-
-    Args:
-        game: e.g. ``"Pong"``, ``"Breakout"``, ``"MsPacman"``.
-        num_envs: copies stepped together.
-        **kwargs: ``AtariVectorEnv`` options, e.g. ``frameskip``, ``stack_num``,
-            ``grayscale``, ``img_height``, ``img_width``, ``noop_max``,
-            ``repeat_action_probability``, ``max_num_frames_per_episode``
-            (the time limit, in emulator frames), ``reward_clipping``,
-            ``episodic_life``, ``continuous`` (Box actions), ``num_threads``.
-
-    Returns:
-        ``(env, None)``: callback envs have no env params.
-    """
+def _checked_rom(name: str, game: str, kwargs: dict[str, Any]) -> str:
+    """ale-py's ROM name for ``game``, after checking the game and the ``AtariVectorEnv``
+    options ``kwargs``; raises a clear error naming what to pass instead."""
     from ale_py import roms
     from ale_py.vector_env import AtariVectorEnv
 
@@ -154,6 +142,28 @@ def make_ale(game: str, num_envs: int, **kwargs: Any) -> tuple[CallbackEnvironme
             f"make({name!r}) got an unexpected keyword argument {key!r}.{hint} "
             f"AtariVectorEnv accepts: {', '.join(sorted(accepted - _FIXED))}."
         )
+    return rom
+
+
+def make_ale(game: str, num_envs: int, **kwargs: Any) -> tuple[CallbackEnvironment, None]:
+    """Builds ``num_envs`` copies of an Atari game behind the callback bridge.
+
+    Args:
+        game: e.g. ``"Pong"``, ``"Breakout"``, ``"MsPacman"``.
+        num_envs: copies stepped together.
+        **kwargs: ``AtariVectorEnv`` options, e.g. ``frameskip``, ``stack_num``,
+            ``grayscale``, ``img_height``, ``img_width``, ``noop_max``,
+            ``repeat_action_probability``, ``max_num_frames_per_episode``
+            (the time limit, in emulator frames), ``reward_clipping``,
+            ``episodic_life``, ``continuous`` (Box actions), ``num_threads``.
+
+    Returns:
+        ``(env, None)``: callback envs have no env params.
+    """
+    from ale_py.vector_env import AtariVectorEnv
+
+    name = f"ale::{game}"
+    rom = _checked_rom(name, game, kwargs)
 
     def build() -> AtariHostEnv:
         env = AtariVectorEnv(rom, num_envs, autoreset_mode="SameStep", **kwargs)
@@ -165,6 +175,69 @@ def make_ale(game: str, num_envs: int, **kwargs: Any) -> tuple[CallbackEnvironme
 
     # Under jax.vmap each seed gets its own vector env, built the same way.
     return CallbackEnvironment(name, build(), host_factory=build), None
+
+
+# Atari screens are 210 x 160 for every ROM ale-py ships.
+_SCREEN = {"grayscale": False, "img_height": 210, "img_width": 160, "stack_num": 1}
+
+
+class AtariScreens:
+    """One Atari game played for ``memorax record``: the observations a policy was
+    trained on, and the game's full colour screen at every step.
+
+    ale-py's vector env has no renderer, so a second emulator of the same game,
+    built with the same options except the image ones (``screen_options``:
+    210 x 160 RGB, one frame), is seeded alike and given the same actions. No-op
+    starts, sticky actions and frame skipping draw from the seed alone, not from
+    the image options, so both emulators play the same game (tested).
+
+    Args:
+        game: e.g. ``"Pong"``.
+        **kwargs: the run's ``AtariVectorEnv`` options, as ``make("ale::<game>")`` takes.
+    """
+
+    def __init__(self, game: str, screen_options: dict[str, Any] | None = None, **kwargs: Any):
+        from ale_py.vector_env import AtariVectorEnv
+
+        rom = _checked_rom(f"ale::{game}", game, kwargs)
+        self._agent = AtariVectorEnv(rom, 1, **kwargs)
+        try:
+            self._screen = AtariVectorEnv(rom, 1, **{**kwargs, **(screen_options or _SCREEN)})
+        except BaseException:
+            self._agent.close()
+            raise
+
+    def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """Starts an episode: ``(observation [H, W, C], screen [210, 160, 3])``."""
+        observation, _ = self._agent.reset(seed=seed)
+        screen, _ = self._screen.reset(seed=seed)
+        return _nhwc(observation)[0], _last_frame(screen)
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, np.ndarray]:
+        """``(observation, reward, done, screen)`` after ``action``; after ``done``, call
+        :meth:`reset`."""
+        action = np.asarray(action)[None]
+        observation, reward, terminated, truncated, _ = self._agent.step(action)
+        screen, *_ = self._screen.step(action)
+        done = bool(terminated[0] or truncated[0])
+        return _nhwc(observation)[0], float(reward[0]), done, _last_frame(screen)
+
+    def close(self) -> None:
+        """Stops both emulators."""
+        self._agent.close()
+        self._screen.close()
+
+
+def _nhwc(observation: np.ndarray) -> np.ndarray:
+    """The host's frames-first stacks ``[N, S, H, W(, 3)]`` in the device layout (the
+    numpy twin of :func:`_frames_to_nhwc`)."""
+    moved = np.moveaxis(observation, 1, 3)
+    return moved.reshape(*moved.shape[:3], -1)
+
+
+def _last_frame(screen: np.ndarray) -> np.ndarray:
+    """The newest frame of copy 0: ``[H, W, 3]`` (or ``[H, W]`` for grayscale options)."""
+    return screen[0, -1]
 
 
 NAMESPACE = Namespace(

@@ -98,8 +98,29 @@ def make_craftax(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnvi
         observation_space=convert_space(env.observation_space(params)),
         action_space=convert_space(env.action_space(params)),
         params=params,
+        render_single=_pixel_renderer(env_id),
     )
     return wrapped, params
+
+
+def _pixel_renderer(env_id: str) -> Any:
+    """``(state, params) -> [H, W, 3]`` uint8: craftax's own pixel renderer of the
+    player's view at its image size (16 pixels a block; the first call loads and
+    caches craftax's textures)."""
+    import jax.numpy as jnp
+
+    if "Classic" in env_id:
+        from craftax.craftax_classic.constants import BLOCK_PIXEL_SIZE_IMG
+        from craftax.craftax_classic.renderer import make_craftax_pixel_renderer
+    else:
+        from craftax.craftax.constants import BLOCK_PIXEL_SIZE_IMG
+        from craftax.craftax.renderer import make_craftax_pixel_renderer
+    render_pixels = make_craftax_pixel_renderer(BLOCK_PIXEL_SIZE_IMG)
+
+    def render_single(state: Any, params: Any) -> Any:
+        return jnp.clip(render_pixels(state), 0, 255).astype(jnp.uint8)
+
+    return render_single
 
 
 def _field_names(dataclass_instance: Any) -> list[str]:

@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 
 from memorax.envs import Box, Namespace, Space, VmappedEnvironment, install_command
@@ -108,8 +109,32 @@ def make_gymnax(env_id: str, num_envs: int, **kwargs: Any) -> tuple[VmappedEnvir
         observation_space=_observation_space(env_id, env, params),
         action_space=convert_space(env.action_space(params)),
         params=params,
+        render_single=_minatar_renderer(env) if env_id.endswith("-MinAtar") else None,
     )
     return wrapped, params
+
+
+# Background black, then one colour per object channel (MinAtar has at most 10).
+_MINATAR_COLOURS = (
+    (0, 0, 0), (230, 80, 60), (250, 190, 50), (90, 200, 90), (70, 150, 240),
+    (200, 110, 230), (240, 240, 240), (60, 210, 210), (250, 130, 180), (160, 120, 70),
+    (140, 140, 140),
+)  # fmt: skip
+
+
+def _minatar_renderer(env: Any) -> Any:
+    """``(state, params) -> [10, 10, 3]`` uint8: MinAtar's whole game is its observation
+    grid (one channel per kind of object), drawn with a colour per channel, as gymnax's
+    own matplotlib visualiser does."""
+    palette = jnp.asarray(_MINATAR_COLOURS, jnp.uint8)
+
+    def render_single(state: Any, params: Any) -> jax.Array:
+        grid = env.get_obs(state, params)  # [10, 10, channels] in {0, 1}
+        # Where objects overlap, the last channel's colour shows.
+        channel = grid.shape[-1] - jnp.argmax(grid[..., ::-1], axis=-1)
+        return palette[jnp.where(jnp.any(grid > 0, axis=-1), channel, 0)]
+
+    return render_single
 
 
 def _has_field(params: Any, name: str) -> bool:

@@ -110,9 +110,10 @@ class Environment(abc.ABC):
         """
         raise RenderingNotSupportedError(
             f"{self.name} has no renderer. Envs that render: navix::* (navix's RGB "
-            "renderer); memorax record also plays gymnasium::* ids whose env supports "
-            "render_mode='rgb_array', and gymnax's CartPole-v1, Acrobot-v1, MountainCar-v0 "
-            "and Pendulum-v1 in their gymnasium twins."
+            "renderer), craftax::* (craftax's pixel renderer) and gymnax's *-MinAtar "
+            "games; memorax record also plays ale::* games (full colour screens), "
+            "gymnasium::* ids whose env supports render_mode='rgb_array', and gymnax's "
+            "CartPole-v1, Acrobot-v1, MountainCar-v0 and Pendulum-v1 in their gymnasium twins."
         )
 
     def close(self) -> None:
