@@ -209,8 +209,8 @@ class AtariScreens:
 
     def reset(self, seed: int) -> tuple[np.ndarray, np.ndarray]:
         """Starts an episode: ``(observation [H, W, C], screen [210, 160, 3])``."""
-        observation, _ = self._agent.reset(seed=seed)
-        screen, _ = self._screen.reset(seed=seed)
+        observation: np.ndarray = self._agent.reset(seed=seed)[0]
+        screen: np.ndarray = self._screen.reset(seed=seed)[0]
         return _nhwc(observation)[0], _last_frame(screen)
 
     def step(self, action: Any) -> tuple[np.ndarray, float, bool, np.ndarray]:

@@ -221,7 +221,9 @@ class _MemoraxPlayer:
         self._reset = jax.jit(self.env.reset)
         self._step = jax.jit(self.env.step)
         self._render = jax.jit(self.env.render)
-        self.state, self.key, self.t = None, None, 0
+        self.state: Any = None
+        self.key: Any = None
+        self.t = 0
 
     def reset(self, episode: int) -> tuple[Any, Any]:
         self.key, self.t = jax.random.key(episode), 0
