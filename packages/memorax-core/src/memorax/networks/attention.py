@@ -61,6 +61,19 @@ def episode_positions(
     return positions, positions[:, -1] + 1
 
 
+# Blocks shorter than this cost more in per-block overhead than the masked keys they save.
+_MIN_BLOCK = 16
+
+
+def _windows(x: jax.Array, num_blocks: int, block: int, previous: int) -> jax.Array:
+    """Overlapping key windows: ``[B, (previous + num_blocks) * block, ...]`` ->
+    ``[B, num_blocks, (previous + 1) * block, ...]``, window ``n`` = blocks ``n .. n + previous``.
+    """
+    blocks = jnp.reshape(x, (x.shape[0], previous + num_blocks, block, *x.shape[2:]))
+    shifted = [blocks[:, j : j + num_blocks] for j in range(previous + 1)]
+    return jnp.concatenate(shifted, axis=2)
+
+
 class MultiHeadAttention(SequenceModel):
     """Causal multi-head self-attention over a sliding window of ``context_length`` past steps.
 
@@ -75,6 +88,13 @@ class MultiHeadAttention(SequenceModel):
       ``"alibi"`` adds ``-slope_h * (t_query - t_key)`` to the logits;
       ``"none"`` uses no positions.
 
+    Long sequences are computed in blocks of ``block_size`` steps (default
+    ``max(context_length, 16)``): a block's queries see only the keys of their
+    own block and of the ``ceil(context_length / block_size)`` blocks before it
+    (or the cache), so time and memory grow linearly in ``T`` rather than as
+    ``T**2``. Short sequences (acting, ``T = 1``) attend to the cache and
+    themselves directly, whichever of the two costs fewer logits.
+
     ``[B, T, F] -> [B, T, features]``; carry ``{"keys", "values": [B, context_length,
     num_heads, head_dim], "valid": [B, context_length] bool, "position": [B] int32}``.
     """
@@ -83,6 +103,7 @@ class MultiHeadAttention(SequenceModel):
     num_heads: int = 4
     context_length: int = 64
     positional: Literal["rope", "alibi", "none"] = "rope"
+    block_size: int | None = None
 
     def _check(self) -> int:
         head_dim = check_head_dim("MultiHeadAttention", self.features, self.num_heads)
@@ -99,6 +120,10 @@ class MultiHeadAttention(SequenceModel):
         if self.context_length < 1:
             raise ValueError(
                 f"MultiHeadAttention context_length must be >= 1, got {self.context_length}."
+            )
+        if self.block_size is not None and self.block_size < 1:
+            raise ValueError(
+                f"MultiHeadAttention block_size must be >= 1 or None, got {self.block_size}."
             )
         return head_dim
 
@@ -126,23 +151,48 @@ class MultiHeadAttention(SequenceModel):
         key_segment = jnp.concatenate([jnp.zeros((batch, window), jnp.int32), segment], axis=1)
         key_valid = jnp.concatenate([carry["valid"], jnp.ones((batch, steps), bool)], axis=1)
 
-        query_index = window + jnp.arange(steps)[:, None]
-        key_index = jnp.arange(window + steps)[None, :]
-        distance = query_index - key_index  # [T, window + T]
-        in_window = (distance >= 0) & (distance <= window)
-        allowed = (
-            in_window[None]
-            & (key_segment[:, None, :] == segment[:, :, None])
-            & key_valid[:, None, :]
-        )  # [B, T, window + T]
+        layout = self.block_layout(steps)
+        if layout is None:
+            # One block of all T queries against the cache and all T keys.
+            attended = self._attend(
+                query[:, None],
+                keys[:, None],
+                values[:, None],
+                segment[:, None],
+                key_segment[:, None],
+                key_valid[:, None],
+                window + jnp.arange(steps)[:, None] - jnp.arange(window + steps)[None, :],
+            )[:, 0]
+        else:
+            block, previous, num_blocks = layout
+            padding = num_blocks * block - steps
+            front = previous * block - window  # invalid keys so the cache fills whole blocks
 
-        logits = jnp.einsum("bqhd,bkhd->bhqk", query, keys) / math.sqrt(head_dim)
-        if self.positional == "alibi":
-            logits = logits - alibi_slopes(self.num_heads)[:, None, None] * distance
-        # Every query may attend to itself, so no row is fully masked.
-        logits = jnp.where(allowed[:, None], logits, -1e30)
-        weights = jax.nn.softmax(logits, axis=-1)
-        attended = jnp.einsum("bhqk,bkhd->bqhd", weights, values)
+            def pad(x: jax.Array, before: int = 0) -> jax.Array:
+                # Padded steps lie after every real query, so none of them is attended to;
+                # repeating the last step keeps each padded query's own key visible to it.
+                x = jnp.pad(x, [(0, 0), (before, 0)] + [(0, 0)] * (x.ndim - 2))
+                return jnp.pad(x, [(0, 0), (0, padding)] + [(0, 0)] * (x.ndim - 2), mode="edge")
+
+            def blocked(x: jax.Array) -> jax.Array:
+                return jnp.reshape(x, (batch, num_blocks, block, *x.shape[2:]))
+
+            def windows(x: jax.Array) -> jax.Array:
+                return _windows(pad(x, front), num_blocks, block, previous)
+
+            attended = self._attend(
+                blocked(pad(query)),
+                windows(keys),
+                windows(values),
+                blocked(pad(segment)),
+                windows(key_segment),
+                windows(key_valid),
+                previous * block
+                + jnp.arange(block)[:, None]
+                - jnp.arange((previous + 1) * block)[None, :],
+            )
+            attended = jnp.reshape(attended, (batch, num_blocks * block, *attended.shape[3:]))
+            attended = attended[:, :steps]
         outputs = Dense(self.features, name="out")(jnp.reshape(attended, (batch, steps, -1)))
 
         new_carry = {
@@ -153,6 +203,52 @@ class MultiHeadAttention(SequenceModel):
             "position": next_position,
         }
         return new_carry, outputs
+
+    @nn.nowrap
+    def block_layout(self, steps: int) -> tuple[int, int, int] | None:
+        """How a call over ``steps`` steps is split: ``(block, previous, num_blocks)``.
+
+        ``previous`` is how many key blocks before a query block its window reaches.
+        None where attending to the cache and all ``steps`` keys at once costs no
+        more logits than the blocks would (short sequences, acting).
+        """
+        window = self.context_length
+        block = self.block_size or max(window, _MIN_BLOCK)
+        previous = -(-window // block)
+        num_blocks = -(-steps // block)
+        if steps * (window + steps) <= num_blocks * block * (previous + 1) * block:
+            return None
+        return block, previous, num_blocks
+
+    def _attend(
+        self,
+        query: jax.Array,
+        keys: jax.Array,
+        values: jax.Array,
+        segment: jax.Array,
+        key_segment: jax.Array,
+        key_valid: jax.Array,
+        distance: jax.Array,
+    ) -> jax.Array:
+        """Masked softmax attention within each of ``N`` blocks.
+
+        ``query [B, N, Q, H, D]``, ``keys``/``values [B, N, K, H, D]``, ``segment [B, N, Q]``,
+        ``key_segment``/``key_valid [B, N, K]``, ``distance [Q, K]`` = query step minus key
+        step (the same in every block) -> ``[B, N, Q, H, D]``.
+        """
+        window = self.context_length
+        allowed = (
+            ((distance >= 0) & (distance <= window))[None, None]
+            & (key_segment[:, :, None, :] == segment[:, :, :, None])
+            & key_valid[:, :, None, :]
+        )  # [B, N, Q, K]
+        logits = jnp.einsum("bnqhd,bnkhd->bnhqk", query, keys) / math.sqrt(query.shape[-1])
+        if self.positional == "alibi":
+            logits = logits - alibi_slopes(self.num_heads)[:, None, None] * distance
+        # Every real query may attend to itself, so none of its rows is fully masked.
+        logits = jnp.where(allowed[:, :, None], logits, -1e30)
+        weights = jax.nn.softmax(logits, axis=-1)
+        return jnp.einsum("bnhqk,bnkhd->bnqhd", weights, values)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> dict[str, jax.Array]:
