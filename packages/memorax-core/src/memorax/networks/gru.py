@@ -6,9 +6,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from memorax.networks.dense import Dense
 from memorax.networks.initializers import orthogonal
-from memorax.networks.recurrent_scan import recurrent_scan
+from memorax.networks.recurrent_scan import InputWeights, zero_reset_scan
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
 
@@ -17,7 +16,7 @@ class GRU(SequenceModel):
 
     ``r = sigma(W_r x + U_r h + b_r)``, ``z = sigma(W_z x + U_z h + b_z)``,
     ``n = tanh(W_n x + b_n + r * (U_n h + c_n))``, ``h' = (1 - z) n + z h``.
-    Input projections for all steps run at once; only ``U h`` is sequential.
+    The carry starts at zeros and is zeroed at episode starts.
     """
 
     features: int
@@ -28,12 +27,12 @@ class GRU(SequenceModel):
     ) -> tuple[jax.Array, jax.Array]:
         check_sequence_inputs("GRU", inputs, episode_starts)
         size = self.features
-        projected = Dense(3 * size, name="input")(inputs)
+        kernel, bias = InputWeights(inputs.shape[-1], 3 * size, name="input")()
         recurrent = self.param("recurrent_kernel", orthogonal(), (size, 3 * size))
         candidate_bias = self.param("candidate_bias", nn.initializers.zeros_init(), (size,))
 
         def cell(h: jax.Array, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-            x_r, x_z, x_n = jnp.split(x, 3, axis=-1)
+            x_r, x_z, x_n = jnp.split(x @ kernel + bias, 3, axis=-1)
             h_r, h_z, h_n = jnp.split(h @ recurrent, 3, axis=-1)
             r = jax.nn.sigmoid(x_r + h_r)
             z = jax.nn.sigmoid(x_z + h_z)
@@ -41,9 +40,7 @@ class GRU(SequenceModel):
             h = (1.0 - z) * n + z * h
             return h, h
 
-        return recurrent_scan(
-            cell, carry, projected, episode_starts, self.initialize_carry(inputs.shape[0])
-        )
+        return zero_reset_scan(cell, carry, inputs, episode_starts)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> jax.Array:
