@@ -20,6 +20,9 @@ import pytest
 
 from memorax.networks import (
     SEQUENCE_MODELS,
+    DeltaNet,
+    DeltaProduct,
+    GatedDeltaNet,
     LinearAttention,
     Mamba,
     MultiHeadAttention,
@@ -35,6 +38,11 @@ EDGE_CASES: dict[str, Callable[[int], SequenceModel]] = {
     ),
     "linear_attention_uneven_chunks": lambda f: LinearAttention(f, num_heads=2, chunk_size=5),
     "mamba_uneven_chunks": lambda f: Mamba(f, head_dim=8, chunk_size=5),
+    "deltanet_uneven_chunks": lambda f: DeltaNet(f, num_heads=2, chunk_size=5),
+    "gated_deltanet_uneven_chunks": lambda f: GatedDeltaNet(f, num_heads=2, chunk_size=5),
+    "delta_product_uneven_chunks": lambda f: DeltaProduct(
+        f, num_heads=2, householder_steps=3, chunk_size=5
+    ),
 }
 MODELS = {**SEQUENCE_MODELS, **EDGE_CASES}
 

@@ -9,7 +9,10 @@ from memorax.networks import distributions
 from memorax.networks.attention import MultiHeadAttention
 from memorax.networks.blocks import FFN, GatedResidual, PreNorm, Residual, Stack
 from memorax.networks.causal_conv import CausalConv
+from memorax.networks.chunked_delta_rule import chunked_delta_rule
 from memorax.networks.chunked_linear_attention import chunked_linear_attention
+from memorax.networks.delta_net import DeltaNet, GatedDeltaNet
+from memorax.networks.delta_product import DeltaProduct
 from memorax.networks.dense import Dense
 from memorax.networks.feature_extractor import FeatureExtractor
 from memorax.networks.ffm import FFM
@@ -57,10 +60,13 @@ __all__ = [
     "Categorical",
     "CausalConv",
     "ContinuousQNetwork",
+    "DeltaNet",
+    "DeltaProduct",
     "Dense",
     "LayerNorm",
     "DiscreteQNetwork",
     "FeatureExtractor",
+    "GatedDeltaNet",
     "GatedResidual",
     "Gaussian",
     "LinearAttention",
@@ -77,6 +83,7 @@ __all__ = [
     "Stack",
     "TwinContinuousQNetwork",
     "VNetwork",
+    "chunked_delta_rule",
     "chunked_linear_attention",
     "distributions",
     "gpt2_torso",

@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from memorax.networks.attention import MultiHeadAttention
+from memorax.networks.delta_net import DeltaNet, GatedDeltaNet
+from memorax.networks.delta_product import DeltaProduct
 from memorax.networks.ffm import FFM
 from memorax.networks.gru import GRU
 from memorax.networks.linear_attention import LinearAttention
@@ -33,6 +35,9 @@ SEQUENCE_MODELS: dict[str, Callable[[int], SequenceModel]] = {
     "linear_attention": lambda features: LinearAttention(features, num_heads=4),
     "mlstm": lambda features: MLSTM(features, num_heads=4),
     "mamba": lambda features: Mamba(features, state_size=16, head_dim=16),
+    "deltanet": lambda features: DeltaNet(features, num_heads=4),
+    "gated_deltanet": lambda features: GatedDeltaNet(features, num_heads=4),
+    "delta_product": lambda features: DeltaProduct(features, num_heads=4, householder_steps=2),
     "attention_rope": lambda features: MultiHeadAttention(
         features, num_heads=4, context_length=64, positional="rope"
     ),
