@@ -63,15 +63,59 @@ def episode_positions(
 
 # Blocks shorter than this cost more in per-block overhead than the masked keys they save.
 _MIN_BLOCK = 16
+# Blocks are attended to in groups of about this many logits (4 MiB in float32), one
+# group after another: the logits of all blocks at once outgrow the CPU caches, and each
+# logit then costs more (measured: 16 x 1024 steps about 20% slower than in groups).
+_GROUP_LOGITS = 2**20
 
 
-def _windows(x: jax.Array, num_blocks: int, block: int, previous: int) -> jax.Array:
-    """Overlapping key windows: ``[B, (previous + num_blocks) * block, ...]`` ->
-    ``[B, num_blocks, (previous + 1) * block, ...]``, window ``n`` = blocks ``n .. n + previous``.
+def _windows(x: jax.Array, axis: int, num_blocks: int, block: int, previous: int) -> jax.Array:
+    """Overlapping key windows along ``axis``, of length ``(previous + num_blocks) * block``.
+
+    That axis becomes ``[num_blocks, (previous + 1) * block]``: window ``n`` holds
+    blocks ``n .. n + previous``.
     """
-    blocks = jnp.reshape(x, (x.shape[0], previous + num_blocks, block, *x.shape[2:]))
-    shifted = [blocks[:, j : j + num_blocks] for j in range(previous + 1)]
-    return jnp.concatenate(shifted, axis=2)
+    shape = (*x.shape[:axis], previous + num_blocks, block, *x.shape[axis + 1 :])
+    blocks = jnp.reshape(x, shape)
+    shifted = [
+        jax.lax.slice_in_dim(blocks, j, j + num_blocks, axis=axis) for j in range(previous + 1)
+    ]
+    return jnp.concatenate(shifted, axis=axis + 1)
+
+
+def _attend(
+    query: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    segment: jax.Array,
+    key_segment: jax.Array,
+    key_valid: jax.Array,
+    distance: jax.Array,
+    window: int,
+    slopes: jax.Array | None,
+) -> jax.Array:
+    """Masked softmax attention within each of ``N`` blocks.
+
+    ``query [B, H, N, Q, D]``, ``keys``/``values [B, H, N, K, D]``, ``segment [B, N, Q]``,
+    ``key_segment``/``key_valid [B, N, K]``, ``distance [Q, K]`` = query step minus key
+    step (the same in every block), ALiBi ``slopes [H]`` or None -> ``[B, H, N, Q, D]``.
+    """
+    allowed = (
+        ((distance >= 0) & (distance <= window))[None, None]
+        & (key_segment[:, :, None, :] == segment[:, :, :, None])
+        & key_valid[:, :, None, :]
+    )  # [B, N, Q, K]
+    query = query / math.sqrt(query.shape[-1])  # scaling [Q, D] is cheaper than [Q, K]
+    logits = jnp.einsum("bhnqd,bhnkd->bhnqk", query, keys)
+    if slopes is not None:
+        logits = logits - slopes[:, None, None, None] * distance
+    # Every real query may attend to itself, so none of its rows is fully masked.
+    logits = jnp.where(allowed[:, None], logits, -1e30)
+    # Softmax normalised after the product with the values: dividing [Q, D] rather
+    # than [Q, K] saves a pass over the logits. The max is only for stability.
+    weights = jnp.exp(logits - jax.lax.stop_gradient(jnp.max(logits, axis=-1, keepdims=True)))
+    attended = jnp.einsum("bhnqk,bhnkd->bhnqd", weights, values)
+    return attended / jnp.sum(weights, axis=-1, keepdims=True)
 
 
 class MultiHeadAttention(SequenceModel):
@@ -92,8 +136,10 @@ class MultiHeadAttention(SequenceModel):
     ``max(context_length, 16)``): a block's queries see only the keys of their
     own block and of the ``ceil(context_length / block_size)`` blocks before it
     (or the cache), so time and memory grow linearly in ``T`` rather than as
-    ``T**2``. Short sequences (acting, ``T = 1``) attend to the cache and
-    themselves directly, whichever of the two costs fewer logits.
+    ``T**2``. Blocks are processed a group at a time and their logits recomputed
+    in the backward pass, so memory stays bounded. Short sequences (acting,
+    ``T = 1``) attend to the cache and themselves directly, whichever of the two
+    costs fewer logits. The block size changes no parameter, only speed.
 
     ``[B, T, F] -> [B, T, features]``; carry ``{"keys", "values": [B, context_length,
     num_heads, head_dim], "valid": [B, context_length] bool, "position": [B] int32}``.
@@ -151,48 +197,83 @@ class MultiHeadAttention(SequenceModel):
         key_segment = jnp.concatenate([jnp.zeros((batch, window), jnp.int32), segment], axis=1)
         key_valid = jnp.concatenate([carry["valid"], jnp.ones((batch, steps), bool)], axis=1)
 
+        # Heads before time, so each block's attention is a plain batched matrix product.
+        query, keys_by_head, values_by_head = (
+            jnp.swapaxes(x, 1, 2) for x in (query, keys, values)
+        )  # [B, H, time, D]
+        slopes = alibi_slopes(self.num_heads) if self.positional == "alibi" else None
         layout = self.block_layout(steps)
         if layout is None:
             # One block of all T queries against the cache and all T keys.
-            attended = self._attend(
-                query[:, None],
-                keys[:, None],
-                values[:, None],
+            attended = _attend(
+                query[:, :, None],
+                keys_by_head[:, :, None],
+                values_by_head[:, :, None],
                 segment[:, None],
                 key_segment[:, None],
                 key_valid[:, None],
                 window + jnp.arange(steps)[:, None] - jnp.arange(window + steps)[None, :],
-            )[:, 0]
+                window,
+                slopes,
+            )[:, :, 0]
         else:
             block, previous, num_blocks = layout
+            logits_per_block = batch * self.num_heads * block * (previous + 1) * block
+            group = max(1, min(num_blocks, _GROUP_LOGITS // logits_per_block))
+            num_groups = -(-num_blocks // group)
+            group = -(-num_blocks // num_groups)
+            num_blocks = num_groups * group  # padded up to whole groups
             padding = num_blocks * block - steps
             front = previous * block - window  # invalid keys so the cache fills whole blocks
 
-            def pad(x: jax.Array, before: int = 0) -> jax.Array:
+            def pad(x: jax.Array, axis: int, before: int = 0) -> jax.Array:
                 # Padded steps lie after every real query, so none of them is attended to;
                 # repeating the last step keeps each padded query's own key visible to it.
-                x = jnp.pad(x, [(0, 0), (before, 0)] + [(0, 0)] * (x.ndim - 2))
-                return jnp.pad(x, [(0, 0), (0, padding)] + [(0, 0)] * (x.ndim - 2), mode="edge")
+                widths = [(0, 0)] * x.ndim
+                widths[axis] = (before, 0)
+                x = jnp.pad(x, widths)
+                widths[axis] = (0, padding)
+                return jnp.pad(x, widths, mode="edge")
 
-            def blocked(x: jax.Array) -> jax.Array:
-                return jnp.reshape(x, (batch, num_blocks, block, *x.shape[2:]))
+            def blocked(x: jax.Array, axis: int) -> jax.Array:
+                shape = (*x.shape[:axis], num_blocks, block, *x.shape[axis + 1 :])
+                return jnp.reshape(pad(x, axis), shape)
 
-            def windows(x: jax.Array) -> jax.Array:
-                return _windows(pad(x, front), num_blocks, block, previous)
+            def windows(x: jax.Array, axis: int) -> jax.Array:
+                return _windows(pad(x, axis, front), axis, num_blocks, block, previous)
 
-            attended = self._attend(
-                blocked(pad(query)),
-                windows(keys),
-                windows(values),
-                blocked(pad(segment)),
-                windows(key_segment),
-                windows(key_valid),
+            def grouped(x: jax.Array, axis: int) -> jax.Array:
+                # [..., num_blocks, ...] -> [num_groups, ..., group, ...]
+                shape = (*x.shape[:axis], num_groups, group, *x.shape[axis + 1 :])
+                return jnp.moveaxis(jnp.reshape(x, shape), axis, 0)
+
+            distance = (
                 previous * block
                 + jnp.arange(block)[:, None]
-                - jnp.arange((previous + 1) * block)[None, :],
+                - jnp.arange((previous + 1) * block)[None, :]
             )
-            attended = jnp.reshape(attended, (batch, num_blocks * block, *attended.shape[3:]))
-            attended = attended[:, :steps]
+
+            # Recomputed in the backward pass, group by group, rather than stored: the
+            # logits of every block would outgrow the caches just like the forward pass.
+            @jax.checkpoint
+            def attend(xs: tuple[jax.Array, ...]) -> jax.Array:
+                return _attend(*xs, distance, window, slopes)
+
+            attended = jax.lax.map(
+                attend,
+                (
+                    grouped(blocked(query, 2), 2),
+                    grouped(windows(keys_by_head, 2), 2),
+                    grouped(windows(values_by_head, 2), 2),
+                    grouped(blocked(segment, 1), 1),
+                    grouped(windows(key_segment, 1), 1),
+                    grouped(windows(key_valid, 1), 1),
+                ),
+            )  # [num_groups, B, H, group, block, D]
+            attended = jnp.moveaxis(attended, 0, 2)
+            attended = jnp.reshape(attended, (batch, self.num_heads, num_blocks * block, head_dim))
+            attended = attended[:, :, :steps]
+        attended = jnp.swapaxes(attended, 1, 2)  # [B, T, H, D]
         outputs = Dense(self.features, name="out")(jnp.reshape(attended, (batch, steps, -1)))
 
         new_carry = {
@@ -219,36 +300,6 @@ class MultiHeadAttention(SequenceModel):
         if steps * (window + steps) <= num_blocks * block * (previous + 1) * block:
             return None
         return block, previous, num_blocks
-
-    def _attend(
-        self,
-        query: jax.Array,
-        keys: jax.Array,
-        values: jax.Array,
-        segment: jax.Array,
-        key_segment: jax.Array,
-        key_valid: jax.Array,
-        distance: jax.Array,
-    ) -> jax.Array:
-        """Masked softmax attention within each of ``N`` blocks.
-
-        ``query [B, N, Q, H, D]``, ``keys``/``values [B, N, K, H, D]``, ``segment [B, N, Q]``,
-        ``key_segment``/``key_valid [B, N, K]``, ``distance [Q, K]`` = query step minus key
-        step (the same in every block) -> ``[B, N, Q, H, D]``.
-        """
-        window = self.context_length
-        allowed = (
-            ((distance >= 0) & (distance <= window))[None, None]
-            & (key_segment[:, :, None, :] == segment[:, :, :, None])
-            & key_valid[:, :, None, :]
-        )  # [B, N, Q, K]
-        logits = jnp.einsum("bnqhd,bnkhd->bnhqk", query, keys) / math.sqrt(query.shape[-1])
-        if self.positional == "alibi":
-            logits = logits - alibi_slopes(self.num_heads)[:, None, None] * distance
-        # Every real query may attend to itself, so none of its rows is fully masked.
-        logits = jnp.where(allowed[:, :, None], logits, -1e30)
-        weights = jax.nn.softmax(logits, axis=-1)
-        return jnp.einsum("bnhqk,bnkhd->bnqhd", weights, values)
 
     @nn.nowrap
     def initialize_carry(self, batch_size: int) -> dict[str, jax.Array]:
