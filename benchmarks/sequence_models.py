@@ -46,17 +46,23 @@ from memorax.networks import SEQUENCE_MODELS, SequenceModel
 # Memorax registry name -> (memax equinox class name, constructor kwargs given
 # the feature width). Sizes follow the Memorax registry entry where memax has
 # the same knob (FFM memory 32 and context 4, attention context 64 with RoPE
-# or ALiBi, S6/Mamba state 16); linear attention maps to FART with a 16-wide
-# key/value space (Memorax: 4 heads of 16).
+# or ALiBi, DeltaProduct rank 2); S6 (vs Mamba) needs its state as wide as
+# its input. Linear attention maps to FART, and the delta rules to memax's
+# single-head versions, with a 16-wide key/value space (Memorax: 4 heads of
+# 16 each).
 MEMAX_COUNTERPARTS: dict[str, tuple[str, Callable[[int], dict[str, Any]]]] = {
     "gru": ("GRU", lambda f: {"recurrent_size": f}),
     "lstm": ("LSTM", lambda f: {"recurrent_size": f}),
     "lru": ("LRU", lambda f: {"hidden_size": f, "recurrent_size": f}),
     "ffm": ("FFM", lambda f: {"hidden_size": f, "trace_size": 32, "context_size": 4}),
     "linear_attention": ("FART", lambda f: {"hidden_size": f, "recurrent_size": 16}),
-    "mamba": ("S6", lambda f: {"hidden_size": f, "recurrent_size": 16}),
+    "mamba": ("S6", lambda f: {"hidden_size": f, "recurrent_size": f}),
     "deltanet": ("DeltaNet", lambda f: {"hidden_size": f, "recurrent_size": 16}),
     "gated_deltanet": ("GDN", lambda f: {"hidden_size": f, "recurrent_size": 16}),
+    "delta_product": (
+        "DeltaProduct",
+        lambda f: {"hidden_size": f, "recurrent_size": 16, "rank": 2},
+    ),
     "attention_rope": (
         "Attention",
         lambda f: {"recurrent_size": f, "window_size": 64, "positional_embedding": "rope"},
