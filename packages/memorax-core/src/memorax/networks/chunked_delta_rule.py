@@ -146,12 +146,16 @@ def chunked_delta_rule(
         matrix, add = xs
         return jnp.einsum("bhkl,bhlv->bhkv", matrix, state) + add, state
 
-    final, before = jax.lax.scan(
-        across,
-        initial_state.astype(added.dtype),
-        (jnp.swapaxes(transition, 0, 1), jnp.swapaxes(added, 0, 1)),
-    )
-    before = jnp.swapaxes(before, 0, 1)  # state entering each chunk [B, N, H, K, V]
+    initial_state = initial_state.astype(added.dtype)
+    if num_chunks == 1:
+        # One chunk (acting, short training sequences): no loop to compile.
+        final, _ = across(initial_state, (transition[:, 0], added[:, 0]))
+        before = initial_state[:, None]
+    else:
+        final, before = jax.lax.scan(
+            across, initial_state, (jnp.swapaxes(transition, 0, 1), jnp.swapaxes(added, 0, 1))
+        )
+        before = jnp.swapaxes(before, 0, 1)  # state entering each chunk [B, N, H, K, V]
 
     # With S_0 known, the new values and the read-out are again parallel in the chunk.
     new_values = free_values - jnp.einsum("bnhck,bnhkv->bnhcv", w, before)
