@@ -47,16 +47,28 @@ class SLSTM(SequenceModel):
         kernel, bias = InputWeights(inputs.shape[-1], 4 * size, bias_init, name="input")()
         recurrent = self.param("recurrent_kernel", orthogonal(), (heads, head_dim, 4 * head_dim))
 
-        # The block-diagonal recurrent map as one dense [features, 4 * features]
-        # matrix in the z, i, f, o layout, built once outside the loop: one
-        # matmul per step instead of a batched einsum and a transpose.
-        blocks = jnp.reshape(recurrent, (heads, head_dim, 4, head_dim))
-        dense = jnp.einsum("hdge,hk->hdgke", blocks, jnp.eye(heads, dtype=recurrent.dtype))
-        dense = jnp.reshape(dense, (size, 4 * size))
+        if inputs.shape[1] == 1:
+            # Acting: one step does not earn back building the dense matrix.
+            def mix(h: jax.Array) -> jax.Array:
+                mixed = jnp.einsum("bhd,hde->bhe", jnp.reshape(h, (-1, heads, head_dim)), recurrent)
+                # [B, heads, 4 * head_dim] -> [B, 4 * features] in the z, i, f, o layout.
+                mixed = jnp.reshape(mixed, (-1, heads, 4, head_dim)).transpose(0, 2, 1, 3)
+                return jnp.reshape(mixed, (-1, 4 * size))
+
+        else:
+            # The block-diagonal recurrent map as one dense [features, 4 * features]
+            # matrix in the z, i, f, o layout, built once outside the loop: one
+            # matmul per step instead of a batched einsum and a transpose.
+            blocks = jnp.reshape(recurrent, (heads, head_dim, 4, head_dim))
+            dense = jnp.einsum("hdge,hk->hdgke", blocks, jnp.eye(heads, dtype=recurrent.dtype))
+            dense = jnp.reshape(dense, (size, 4 * size))
+
+            def mix(h: jax.Array) -> jax.Array:
+                return h @ dense
 
         def cell(state: SLSTMCarry, x: jax.Array) -> tuple[SLSTMCarry, jax.Array]:
             c, n, m, h = state
-            z, i, f, o = jnp.split(x @ kernel + bias + h @ dense, 4, axis=-1)
+            z, i, f, o = jnp.split(x @ kernel + bias + mix(h), 4, axis=-1)
             log_f = jax.nn.log_sigmoid(f)
             m_new = jnp.maximum(log_f + m, i)
             input_gate = jnp.exp(i - m_new)
