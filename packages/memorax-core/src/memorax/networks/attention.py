@@ -257,7 +257,10 @@ class MultiHeadAttention(SequenceModel):
             # logits of every block would outgrow the caches just like the forward pass.
             @jax.checkpoint
             def attend(xs: tuple[jax.Array, ...]) -> jax.Array:
-                return _attend(*xs, distance, window, slopes)
+                query, keys, values, segment, key_segment, key_valid = xs
+                return _attend(
+                    query, keys, values, segment, key_segment, key_valid, distance, window, slopes
+                )
 
             attended = jax.lax.map(
                 attend,
