@@ -25,7 +25,7 @@ def chunked_linear_attention(
     queries: jax.Array,
     keys: jax.Array,
     values: jax.Array,
-    log_decay: jax.Array,
+    log_decay: jax.Array | None,
     episode_starts: jax.Array,
     initial_state: jax.Array,
     chunk_size: int = 64,
@@ -35,7 +35,8 @@ def chunked_linear_attention(
     Args:
         queries, keys: ``[B, T, H, K]``.
         values: ``[B, T, H, V]``.
-        log_decay: ``log a_t: [B, T, H]``, finite and ``<= 0``.
+        log_decay: ``log a_t: [B, T, H]``, finite and ``<= 0``; None for no decay
+            (plain linear attention), which skips the decay arithmetic.
         episode_starts: ``[B, T]`` bool.
         initial_state: ``S_{-1}: [B, H, K, V]``.
         chunk_size: steps per chunk (``min(chunk_size, T)`` is used).
@@ -44,44 +45,58 @@ def chunked_linear_attention(
         ``(S_{T-1} [B, H, K, V], y [B, T, H, V])``.
     """
     batch, steps = queries.shape[:2]
+    if steps == 1:
+        return _single_step(queries, keys, values, log_decay, episode_starts, initial_state)
     size = max(1, min(chunk_size, steps))
     num_chunks = -(-steps // size)
     # Padded steps decay by 1 and add nothing, so the final state is unchanged.
     pad = num_chunks * size - steps
-    q, k, v, g, starts = (
-        _pad_time(x, pad) for x in (queries, keys, values, log_decay, episode_starts)
-    )
+    q, k, v, starts = (_pad_time(x, pad) for x in (queries, keys, values, episode_starts))
 
     def chunked(x: jax.Array) -> jax.Array:
         return jnp.reshape(x, (batch, num_chunks, size, *x.shape[2:]))
 
-    q, k, v, g, starts = (chunked(x) for x in (q, k, v, g, starts))
+    q, k, v, starts = (chunked(x) for x in (q, k, v, starts))
     # segment[i]: number of episode starts in the chunk up to and including step i.
     # Steps i and j share an episode iff their segments are equal.
     segment = jnp.cumsum(starts.astype(jnp.int32), axis=2)  # [B, N, C]
-    # Within a chunk: y_i += sum_{j <= i, same episode} (a_{j+1} ... a_i) (q_i . k_j) v_j.
     causal = jnp.tril(jnp.ones((size, size), bool))
     pair = (segment[..., :, None] == segment[..., None, :]) & causal  # [B, N, C, C]
-    # cumulative[i]: log of the decay applied from the chunk start, or from the last
-    # episode start if later, through step i. Summing with the 0/1 pair mask (rather
-    # than subtracting a prefix) keeps earlier episodes out of it bit for bit.
-    cumulative = jnp.einsum("bnij,bnjh->bnih", pair.astype(g.dtype), g)  # [B, N, C, H]
-    pair = pair[..., None]
-    log_gap = cumulative[:, :, :, None, :] - cumulative[:, :, None, :, :]
-    # Masked pairs may have a positive gap; zero it before exp to avoid overflow.
-    gap = jnp.where(pair, jnp.exp(jnp.where(pair, log_gap, 0.0)), 0.0)  # [B, N, C, C, H]
+    last_segment = segment[..., -1:]
+    # Weights (a trailing axis of H heads, or of 1 without decay): gap[i, j] of key j
+    # at query i within the chunk; key_weight[j] of key j in the state the chunk
+    # leaves; carried, the decay of the incoming state over the chunk; read_weight[i],
+    # of the incoming state at query i.
+    dtype = q.dtype
+    if log_decay is None:
+        # No decay (plain linear attention): the weights are the episode masks alone.
+        gap = pair[..., None].astype(dtype)  # [B, N, C, C, 1]
+        key_weight = (segment == last_segment)[..., None].astype(dtype)  # [B, N, C, 1]
+        carried = (last_segment == 0).astype(dtype)[:, :, 0, None, None, None]
+        read_weight = (segment == 0)[..., None].astype(dtype)
+    else:
+        g = chunked(_pad_time(log_decay, pad))
+        # cumulative[i]: log of the decay applied from the chunk start, or from the last
+        # episode start if later, through step i. Summing with the 0/1 pair mask (rather
+        # than subtracting a prefix) keeps earlier episodes out of it bit for bit.
+        cumulative = jnp.einsum("bnij,bnjh->bnih", pair.astype(g.dtype), g)  # [B, N, C, H]
+        mask = pair[..., None]
+        log_gap = cumulative[:, :, :, None, :] - cumulative[:, :, None, :, :]
+        # Masked pairs may have a positive gap; zero it before exp to avoid overflow.
+        gap = jnp.where(mask, jnp.exp(jnp.where(mask, log_gap, 0.0)), 0.0)  # [B, N, C, C, H]
+        last_cumulative = cumulative[:, :, -1:, :]
+        key_weight = jnp.where(
+            (segment == last_segment)[..., None], jnp.exp(last_cumulative - cumulative), 0.0
+        )
+        carried = jnp.where((last_segment == 0)[..., None], jnp.exp(last_cumulative), 0.0)
+        carried = carried[:, :, 0, :, None, None]  # [B, N, H, 1, 1]
+        read_weight = jnp.where((segment == 0)[..., None], jnp.exp(cumulative), 0.0)
+
+    # Within a chunk: y_i += sum_{j <= i, same episode} (a_{j+1} ... a_i) (q_i . k_j) v_j.
     scores = jnp.einsum("bnihk,bnjhk->bnijh", q, k) * gap
     intra = jnp.einsum("bnijh,bnjhv->bnihv", scores, v)
-
     # What each chunk adds to the state, and how it decays the incoming state.
-    last_segment = segment[..., -1:]
-    last_cumulative = cumulative[:, :, -1:, :]
-    key_weight = jnp.where(
-        (segment == last_segment)[..., None], jnp.exp(last_cumulative - cumulative), 0.0
-    )
-    added = jnp.einsum("bnjh,bnjhk,bnjhv->bnhkv", key_weight, k, v)
-    carried = jnp.where((last_segment == 0)[..., None], jnp.exp(last_cumulative), 0.0)
-    carried = carried[:, :, 0, :, None, None]  # [B, N, H, 1, 1]
+    added = jnp.einsum("bnjhk,bnjhv->bnhkv", k * key_weight[..., None], v)
 
     # Across chunks, a short sequential scan (T / C steps) threads the state.
     def across(state: jax.Array, xs: tuple[jax.Array, jax.Array]) -> tuple[jax.Array, jax.Array]:
@@ -96,8 +111,26 @@ def chunked_linear_attention(
     before = jnp.swapaxes(before, 0, 1)  # state entering each chunk [B, N, H, K, V]
 
     # Read the incoming state at steps that precede any start in the chunk.
-    read_weight = jnp.where((segment == 0)[..., None], jnp.exp(cumulative), 0.0)
-    inter = jnp.einsum("bnih,bnihk,bnhkv->bnihv", read_weight, q, before)
+    inter = jnp.einsum("bnihk,bnhkv->bnihv", q * read_weight[..., None], before)
 
     outputs = jnp.reshape(intra + inter, (batch, num_chunks * size, *values.shape[2:]))
     return final, outputs[:, :steps]
+
+
+def _single_step(
+    queries: jax.Array,
+    keys: jax.Array,
+    values: jax.Array,
+    log_decay: jax.Array | None,
+    episode_starts: jax.Array,
+    initial_state: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """One step (acting) as the recurrence itself, ``S = a S_in + k v^T``, ``y = q S``,
+    with ``S_in`` dropped at an episode start: the chunked form's bookkeeping costs
+    more than the step."""
+    keep = 1.0 - episode_starts[:, 0].astype(queries.dtype)  # [B]
+    decay = keep[:, None] if log_decay is None else keep[:, None] * jnp.exp(log_decay[:, 0])
+    state = decay[:, :, None, None] * initial_state.astype(queries.dtype)
+    state = state + jnp.einsum("bhk,bhv->bhkv", keys[:, 0], values[:, 0])
+    read = jnp.einsum("bhk,bhkv->bhv", queries[:, 0], state)
+    return state, read[:, None]

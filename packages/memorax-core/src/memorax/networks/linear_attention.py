@@ -29,7 +29,7 @@ class LinearAttention(SequenceModel):
 
     features: int
     num_heads: int = 4
-    chunk_size: int = 64
+    chunk_size: int = 32
     epsilon: float = 1e-6
 
     @nn.compact
@@ -43,9 +43,8 @@ class LinearAttention(SequenceModel):
         key = jax.nn.elu(jnp.reshape(Dense(self.features, name="key")(inputs), shape)) + 1
         value = jnp.reshape(Dense(self.features, name="value")(inputs), shape)
         value = jnp.concatenate([value, jnp.ones((*shape[:3], 1), value.dtype)], axis=-1)
-        no_decay = jnp.zeros(shape[:3], inputs.dtype)
         carry, read = chunked_linear_attention(
-            query, key, value, no_decay, episode_starts, carry, self.chunk_size
+            query, key, value, None, episode_starts, carry, self.chunk_size
         )
         heads = read[..., :head_dim] / (read[..., head_dim:] + self.epsilon)
         outputs = Dense(self.features, name="out")(jnp.reshape(heads, (*inputs.shape[:2], -1)))
