@@ -158,8 +158,9 @@ def _play(policy, player, episodes, max_steps, sample, bar, memory_overlay):
     for episode in range(episodes):
         observation, frame = player.reset(episode)
         carry, start, reward, total = policy.initial_carry(), True, 0.0, 0.0
-        norms = [_memory_norm(carry)]
-        frames.append(_framed(frame, norms, max_steps, memory_overlay))
+        # The memory's norm costs a device round trip a step: only when it is drawn.
+        norms = [_memory_norm(carry)] if memory_overlay else None
+        frames.append(_framed(frame, norms))
         for t in range(max_steps):
             key = jax.random.fold_in(jax.random.key(episode), t)
             action, carry = policy.act(
@@ -168,9 +169,10 @@ def _play(policy, player, episodes, max_steps, sample, bar, memory_overlay):
             observation, reward, done, frame = player.step(action)
             total += reward
             start = False
-            norms.append(_memory_norm(carry))
+            if norms is not None:
+                norms.append(_memory_norm(carry))
             if frame is not None:
-                frames.append(_framed(frame, norms, max_steps, memory_overlay))
+                frames.append(_framed(frame, norms))
             bar.update(episode, t + 1, len(frames))
             if done:
                 break
@@ -252,18 +254,18 @@ def _memory_norm(carry: Any) -> float:
     return float(jnp.sqrt(sum(jnp.sum(jnp.square(leaf)) for leaf in leaves))) if leaves else 0.0
 
 
-def _framed(frame: Any, norms: list[float], max_steps: int, memory_overlay: bool) -> np.ndarray:
+def _framed(frame: Any, norms: list[float] | None) -> np.ndarray:
     """The frame as ``[H, W, 3]`` uint8, with the memory-norm strip under it if asked."""
     frame = _rgb(frame)
-    if not memory_overlay:
+    if norms is None:
         return frame
-    return np.concatenate([frame, _norm_strip(norms, frame.shape[1], max_steps)], axis=0)
+    return np.concatenate([frame, _norm_strip(norms, frame.shape[1])], axis=0)
 
 
 _STRIP_HEIGHT = 40
 
 
-def _norm_strip(norms: list[float], width: int, max_steps: int) -> np.ndarray:
+def _norm_strip(norms: list[float], width: int) -> np.ndarray:
     """A ``[40, width, 3]`` plot of the memory's norm over the episode so far: step
     ``t`` at ``x = t / max(len, 1)`` of the width, heights scaled to the largest norm."""
     strip = np.full((_STRIP_HEIGHT, width, 3), 24, np.uint8)
