@@ -67,6 +67,18 @@ def assert_trees_close(actual: Any, expected: Any) -> None:
         np.testing.assert_allclose(np.asarray(a), np.asarray(e), atol=ATOL, rtol=RTOL)
 
 
+def assert_whole_matches_step_by_step(
+    model: SequenceModel, params: Any, inputs: jax.Array, starts: jax.Array, history: Any
+) -> jax.Array:
+    """The whole-sequence call equals feeding it step by step with the carry threaded
+    (outputs and final carry); returns the whole-sequence outputs."""
+    whole_carry, whole = jax.jit(model.apply)(params, inputs, starts, history)
+    step_carry, steps_out = step_by_step(model, params, inputs, starts, history)
+    assert_trees_close(steps_out, whole)
+    assert_trees_close(step_carry, whole_carry)
+    return whole
+
+
 # (context_length, block_size, steps): default blocks at 3 windows + 5 steps; blocks equal
 # to, shorter than (several previous blocks) and longer than the window; a block of 1.
 CONFIGS = [
@@ -97,11 +109,8 @@ def test_blocked_whole_sequence_matches_step_by_step_with_the_cache(
     params, starts, _, history = setup(model, steps, context)
     inputs = inputs_for(steps)
 
-    whole_carry, whole = jax.jit(model.apply)(params, inputs, starts, history)
-    step_carry, steps_out = step_by_step(model, params, inputs, starts, history)
+    whole = assert_whole_matches_step_by_step(model, params, inputs, starts, history)
     assert whole.shape == (BATCH, steps, FEATURES)
-    assert_trees_close(steps_out, whole)
-    assert_trees_close(step_carry, whole_carry)
 
 
 @pytest.mark.parametrize(("context", "block", "steps"), [CONFIGS[0], CONFIGS[2], CONFIGS[3]])
@@ -169,10 +178,7 @@ def test_transformer_torsos_match_step_by_step_over_several_windows(torso: Any) 
     params, starts, _, history = setup(model, steps, context)
     inputs = inputs_for(steps)
 
-    whole_carry, whole = jax.jit(model.apply)(params, inputs, starts, history)
-    step_carry, steps_out = step_by_step(model, params, inputs, starts, history)
-    assert_trees_close(steps_out, whole)
-    assert_trees_close(step_carry, whole_carry)
+    assert_whole_matches_step_by_step(model, params, inputs, starts, history)
 
 
 def test_block_size_must_be_positive() -> None:
@@ -195,10 +201,7 @@ def test_blocks_attended_in_several_groups_match_step_by_step(
     params, starts, _, history = setup(model, steps, context)
     inputs = inputs_for(steps)
 
-    whole_carry, whole = jax.jit(model.apply)(params, inputs, starts, history)
-    step_carry, steps_out = step_by_step(model, params, inputs, starts, history)
-    assert_trees_close(steps_out, whole)
-    assert_trees_close(step_carry, whole_carry)
+    assert_whole_matches_step_by_step(model, params, inputs, starts, history)
 
     def grads(model: MultiHeadAttention) -> Any:
         def loss(params: Any) -> jax.Array:
