@@ -42,9 +42,18 @@ def run_cli(*args: str, cwd: Path, fault_after: int = 10**9, timeout: int = 600)
 
 
 def complete_steps(run_dir: Path) -> list[int]:
-    """Checkpoint steps with orbax's commit file, read without memorax."""
+    """Checkpoint steps with orbax's commit file, read without memorax.
+
+    Orbax writes a step into ``<step>.orbax-checkpoint-tmp`` and renames it when done;
+    a poll can catch that folder (with its commit file) just before the rename, so only
+    folders named by a step count.
+    """
     folder = run_dir / "checkpoints"
-    return sorted(int(p.name) for p in folder.iterdir() if (p / "commit_success.txt").is_file())
+    return sorted(
+        int(p.name)
+        for p in folder.iterdir()
+        if p.name.isdigit() and (p / "commit_success.txt").is_file()
+    )
 
 
 def metric_rows(run_dir: Path) -> list[dict[str, str]]:
