@@ -43,7 +43,7 @@ class MLSTM(SequenceModel):
     features: int
     num_heads: int = 4
     conv_kernel: int = 4
-    chunk_size: int = 64
+    chunk_size: int = 16
     input_gate_cap: float = 15.0
 
     @nn.compact
