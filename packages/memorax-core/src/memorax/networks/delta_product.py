@@ -39,3 +39,5 @@ class DeltaProduct(DeltaRuleLayer):
 
     householder_steps: int = 2
     negative_eigenvalues: bool = True
+    # 8 tokens of 2 steps: 16 delta-rule steps a chunk, as DeltaNet's.
+    chunk_size: int = 8
