@@ -134,3 +134,23 @@ def test_a_few_steps_run_the_recurrence_and_equal_the_chunked_form(gated: bool) 
     np.testing.assert_allclose(outputs, long_outputs[:, :3], atol=1e-5, rtol=1e-5)
     reference_state, _ = _stepwise_reference(q3, k3, v3, beta3, log_decay3, starts3, initial)
     np.testing.assert_allclose(state, reference_state, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("chunk_size", [2, 4, 6])
+def test_reading_every_other_step_gives_those_steps_outputs(chunk_size: int) -> None:
+    # DeltaProduct's read-out: only after the last of a token's steps.
+    q, k, v, beta, log_decay, initial = inputs(2.0)
+    steps = STEPS - 1  # even
+    q, k, v, beta, log_decay = (x[:, :steps] for x in (q, k, v, beta, log_decay))
+    starts = jnp.asarray(STARTS[:, :steps])
+    final, every = chunked_delta_rule(q, k, v, beta, log_decay, starts, initial, chunk_size)
+    for length in (4, steps):  # the step-by-step path and the chunked one
+        head = (x[:, :length] for x in (k, v, beta, log_decay, starts))
+        k_, v_, beta_, decay_, starts_ = head
+        state, odd = chunked_delta_rule(
+            q[:, 1:length:2], k_, v_, beta_, decay_, starts_, initial, chunk_size, read_every=2
+        )
+        np.testing.assert_allclose(odd, every[:, 1:length:2], atol=1e-5, rtol=1e-5)
+    np.testing.assert_allclose(state, final, atol=1e-5, rtol=1e-5)
+    with pytest.raises(ValueError, match="read_every"):
+        chunked_delta_rule(q, k, v, beta, log_decay, starts, initial, 3, read_every=2)

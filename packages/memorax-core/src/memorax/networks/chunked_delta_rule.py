@@ -135,12 +135,14 @@ def chunked_delta_rule(
     episode_starts: jax.Array,
     initial_state: jax.Array,
     chunk_size: int = 64,
+    read_every: int = 1,
 ) -> tuple[jax.Array, jax.Array]:
     """Run the gated delta rule over a sequence.
 
     Args:
-        queries, keys: ``[B, T, H, K]``; keys are expected L2-normalised (with
-            ``b_t`` in ``[0, 2]`` the transition is then a contraction).
+        queries: ``[B, T / read_every, H, K]``, one per read-out.
+        keys: ``[B, T, H, K]``, expected L2-normalised (with ``b_t`` in ``[0, 2]``
+            the transition is then a contraction).
         values: ``[B, T, H, V]``.
         betas: write strengths ``b_t: [B, T, H]``.
         log_decay: ``log a_t: [B, T, H]``, finite and ``<= 0``; None for no decay
@@ -148,28 +150,38 @@ def chunked_delta_rule(
         episode_starts: ``[B, T]`` bool; the state is zeroed before these steps.
         initial_state: ``S_{-1}: [B, H, K, V]``.
         chunk_size: steps per chunk (``min(chunk_size, T)`` is used).
+        read_every: the state is read after every ``read_every``-th step only
+            (after steps ``read_every - 1``, ``2 read_every - 1``, ...; DeltaProduct
+            reads once per token of several steps). ``T`` and ``chunk_size`` must be
+            multiples of it.
 
     Returns:
-        ``(S_{T-1} [B, H, K, V], y [B, T, H, V])``.
+        ``(S_{T-1} [B, H, K, V], y [B, T / read_every, H, V])``.
     """
-    batch, steps, heads = queries.shape[:3]
+    batch, steps, heads = keys.shape[:3]
+    if read_every < 1 or steps % read_every or chunk_size % read_every:
+        raise ValueError(
+            f"chunked_delta_rule needs read_every >= 1 dividing the sequence length and "
+            f"chunk_size, got read_every={read_every}, T={steps}, chunk_size={chunk_size}."
+        )
     if steps <= _STEPWISE_STEPS:
-        return _stepwise(queries, keys, values, betas, log_decay, episode_starts, initial_state)
+        return _stepwise(
+            queries, keys, values, betas, log_decay, episode_starts, initial_state, read_every
+        )
     size = max(1, min(chunk_size, steps))
     num_chunks = -(-steps // size)
     # Padded steps have b = 0 and decay 1: they write nothing and keep the state.
     pad = num_chunks * size - steps
-    q, k, v, beta, starts = (
-        _pad_time(x, pad) for x in (queries, keys, values, betas, episode_starts)
-    )
+    k, v, beta, starts = (_pad_time(x, pad) for x in (keys, values, betas, episode_starts))
 
-    def chunked(x: jax.Array) -> jax.Array:
+    def chunked(x: jax.Array, length: int = size) -> jax.Array:
         # [B, T, H, ...] -> [B, N, H, C, ...]: chunk-internal matrices batch over (B, N, H).
-        x = jnp.reshape(x, (batch, num_chunks, size, *x.shape[2:]))
+        x = jnp.reshape(x, (batch, num_chunks, length, *x.shape[2:]))
         return jnp.swapaxes(x, 2, 3)
 
-    q, k, v, beta = (chunked(x) for x in (q, k, v, beta))
-    dtype = q.dtype
+    k, v, beta = (chunked(x) for x in (k, v, beta))
+    q = chunked(_pad_time(queries, pad // read_every), size // read_every)
+    dtype = k.dtype
     # segment[i]: episode starts in the chunk up to and including step i; steps i and
     # j share an episode iff their segments are equal.
     segment = jnp.cumsum(jnp.reshape(starts, (batch, num_chunks, size)).astype(jnp.int32), -1)
@@ -200,7 +212,7 @@ def chunked_delta_rule(
     strictly_lower = gap * (1.0 - jnp.eye(size, dtype=gap.dtype))
     # Queries' and keys' products with the keys in one matrix product.
     query_scores, key_scores = jnp.split(
-        jnp.concatenate([q, k], axis=-2) @ jnp.swapaxes(k, -1, -2), 2, axis=-2
+        jnp.concatenate([q, k], axis=-2) @ jnp.swapaxes(k, -1, -2), [q.shape[-2]], axis=-2
     )
     a = beta[..., :, None] * key_scores * strictly_lower
     rhs = jnp.concatenate([(beta * from_start)[..., None] * k, beta[..., None] * v], axis=-1)
@@ -235,12 +247,17 @@ def chunked_delta_rule(
 
     # With S_0 known, the new values and the read-out are again parallel in the chunk.
     new_values = free_values - jnp.einsum("bnhck,bnhkv->bnhcv", w, before)
-    scores = query_scores * gap
+    read_rows = slice(read_every - 1, None, read_every)  # the steps the queries read after
+    scores = query_scores * gap[..., read_rows, :]
     outputs = jnp.einsum("bnhij,bnhjv->bnhiv", scores, new_values)
-    outputs = outputs + jnp.einsum("bnhik,bnhkv->bnhiv", from_start[..., None] * q, before)
-    outputs = jnp.swapaxes(outputs, 2, 3)  # [B, N, C, H, V]
-    outputs = jnp.reshape(outputs, (batch, num_chunks * size, heads, values.shape[-1]))
-    return final, outputs[:, :steps]
+    outputs = outputs + jnp.einsum(
+        "bnhik,bnhkv->bnhiv", from_start[..., read_rows, None] * q, before
+    )
+    outputs = jnp.swapaxes(outputs, 2, 3)  # [B, N, C / read_every, H, V]
+    outputs = jnp.reshape(
+        outputs, (batch, num_chunks * size // read_every, heads, values.shape[-1])
+    )
+    return final, outputs[:, : steps // read_every]
 
 
 # Sequences this short (acting: one step, or one step of ``n`` Householder factors) run
@@ -256,11 +273,12 @@ def _stepwise(
     log_decay: jax.Array | None,
     episode_starts: jax.Array,
     initial_state: jax.Array,
+    read_every: int,
 ) -> tuple[jax.Array, jax.Array]:
     """:func:`chunked_delta_rule` one step at a time (same arguments and results)."""
-    state = initial_state.astype(queries.dtype)
+    state = initial_state.astype(keys.dtype)
     outputs = []
-    for t in range(queries.shape[1]):
+    for t in range(keys.shape[1]):
         decay = (~episode_starts[:, t, None]).astype(state.dtype)  # [B, 1]
         if log_decay is not None:
             decay = decay * jnp.exp(log_decay[:, t])
@@ -269,5 +287,7 @@ def _stepwise(
         recalled = jnp.einsum("bhk,bhkv->bhv", keys[:, t], state)
         write = betas[:, t, :, None] * (values[:, t] - recalled)
         state = state + keys[:, t, :, :, None] * write[:, :, None, :]
-        outputs.append(jnp.einsum("bhk,bhkv->bhv", queries[:, t], state))
+        if t % read_every == read_every - 1:
+            query = queries[:, t // read_every]
+            outputs.append(jnp.einsum("bhk,bhkv->bhv", query, state))
     return state, jnp.stack(outputs, axis=1)

@@ -95,9 +95,8 @@ class DeltaRuleLayer(SequenceModel):
         if log_decay is not None:
             micro_decay = interleave(jnp.where(first[:, None], log_decay[:, :, None], 0.0))
         micro_starts = episode_starts[:, :, None] & first
-        micro_query = jnp.where((jnp.arange(n) == n - 1)[:, None, None], query[:, :, None], 0.0)
         memory, read = chunked_delta_rule(
-            interleave(micro_query),
+            query,
             interleave(key),
             interleave(value),
             interleave(beta),
@@ -105,8 +104,8 @@ class DeltaRuleLayer(SequenceModel):
             interleave(micro_starts),
             carry["memory"],
             self.chunk_size * n,
+            read_every=n,
         )
-        read = jnp.reshape(read, (batch, steps, n, heads, head_dim))[:, :, -1]
         heads_out = nn.RMSNorm(name="head_norm")(read)  # per head, over head_dim
         gate = jax.nn.silu(Dense(self.features, name="output_gate")(inputs))
         outputs = jnp.reshape(heads_out, (batch, steps, self.features)) * gate
