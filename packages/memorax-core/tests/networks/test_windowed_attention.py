@@ -25,10 +25,11 @@ ATOL = RTOL = 1e-5
 
 
 def starts_for(steps: int, context: int) -> np.ndarray:
-    """Row 0: starts exactly on block boundaries; row 1: at 0 and mid-block; row 2: none."""
+    """Row 0: starts exactly on block boundaries; row 1: at 0 and mid-block; row 2: none
+    (those past the end of a short sequence left out)."""
     starts = np.zeros((BATCH, steps), bool)
-    starts[0, [context, 2 * context]] = True
-    starts[1, [0, context + context // 2 + 1]] = True
+    for row, where in ((0, [context, 2 * context]), (1, [0, context + context // 2 + 1])):
+        starts[row, [step for step in where if step < steps]] = True
     return starts
 
 
@@ -80,7 +81,8 @@ def assert_whole_matches_step_by_step(
 
 
 # (context_length, block_size, steps): default blocks at 3 windows + 5 steps; blocks equal
-# to, shorter than (several previous blocks) and longer than the window; a block of 1.
+# to, shorter than (several previous blocks) and longer than the window; a block of 1; a
+# window that reaches back more blocks than the sequence has (4 previous, 3 blocks).
 CONFIGS = [
     (16, None, 3 * 16 + 5),
     (4, 4, 3 * 4 + 5),
@@ -88,6 +90,7 @@ CONFIGS = [
     (4, 3, 3 * 4 + 5),
     (3, 8, 3 * 8 + 5),
     (2, 1, 3 * 2 + 5),
+    (8, 2, 5),
 ]
 
 

@@ -221,7 +221,9 @@ class MultiHeadAttention(SequenceModel):
             logits_per_block = batch * self.num_heads * block * (previous + 1) * block
             group = max(1, min(num_blocks, _GROUP_LOGITS // logits_per_block))
             num_groups = -(-num_blocks // group)
-            group = -(-num_blocks // num_groups)
+            # At least `previous` blocks a group, so a group's window reaches back no
+            # further than the group before it (or the cache).
+            group = max(previous, -(-num_blocks // num_groups))
             num_blocks = num_groups * group  # padded up to whole groups
             padding = num_blocks * block - steps
             front = previous * block - window  # invalid keys so the cache fills whole blocks
@@ -235,44 +237,66 @@ class MultiHeadAttention(SequenceModel):
                 widths[axis] = (0, padding)
                 return jnp.pad(x, widths, mode="edge")
 
-            def blocked(x: jax.Array, axis: int) -> jax.Array:
-                shape = (*x.shape[:axis], num_blocks, block, *x.shape[axis + 1 :])
-                return jnp.reshape(pad(x, axis), shape)
-
-            def windows(x: jax.Array, axis: int) -> jax.Array:
-                return _windows(pad(x, axis, front), axis, num_blocks, block, previous)
-
-            def grouped(x: jax.Array, axis: int) -> jax.Array:
-                # [..., num_blocks, ...] -> [num_groups, ..., group, ...]
-                shape = (*x.shape[:axis], num_groups, group, *x.shape[axis + 1 :])
-                return jnp.moveaxis(jnp.reshape(x, shape), axis, 0)
-
             distance = (
                 previous * block
                 + jnp.arange(block)[:, None]
                 - jnp.arange((previous + 1) * block)[None, :]
             )
 
+            def grouped(x: jax.Array, axis: int) -> jax.Array:
+                # [..., num_groups * length, ...] -> [num_groups, ..., length, ...]
+                shape = (*x.shape[:axis], num_groups, -1, *x.shape[axis + 1 :])
+                return jnp.moveaxis(jnp.reshape(x, shape), axis, 0)
+
+            def key_groups(x: jax.Array, axis: int) -> tuple[jax.Array, jax.Array]:
+                # Each group's own keys, and the previous * block keys before them (the tail
+                # of the group before, or the cache): the overlapping windows are built in
+                # the loop, a group at a time, rather than for every block up front (a copy
+                # of twice the keys and values), and each step's gradient flows back once.
+                x = pad(x, axis, front)
+                own = grouped(jax.lax.slice_in_dim(x, previous * block, None, axis=axis), axis)
+                earlier = jnp.reshape(
+                    jax.lax.slice_in_dim(x, 0, num_blocks * block, axis=axis),
+                    (*x.shape[:axis], num_groups, group * block, *x.shape[axis + 1 :]),
+                )
+                earlier = jax.lax.slice_in_dim(earlier, 0, previous * block, axis=axis + 1)
+                return jnp.moveaxis(earlier, axis, 0), own
+
+            def blocks(x: jax.Array, axis: int) -> jax.Array:
+                return jnp.reshape(x, (*x.shape[:axis], group, block, *x.shape[axis + 1 :]))
+
+            def windows(pieces: tuple[jax.Array, jax.Array], axis: int) -> jax.Array:
+                return _windows(jnp.concatenate(pieces, axis=axis), axis, group, block, previous)
+
             # Recomputed in the backward pass, group by group, rather than stored: the
             # logits of every block would outgrow the caches just like the forward pass.
             @jax.checkpoint
-            def attend(xs: tuple[jax.Array, ...]) -> jax.Array:
+            def attend(xs: tuple) -> jax.Array:
                 query, keys, values, segment, key_segment, key_valid = xs
                 return _attend(
-                    query, keys, values, segment, key_segment, key_valid, distance, window, slopes
+                    blocks(query, 2),
+                    windows(keys, 2),
+                    windows(values, 2),
+                    blocks(segment, 1),
+                    windows(key_segment, 1),
+                    windows(key_valid, 1),
+                    distance,
+                    window,
+                    slopes,
                 )
 
             attended = jax.lax.map(
                 attend,
                 (
-                    grouped(blocked(query, 2), 2),
-                    grouped(windows(keys_by_head, 2), 2),
-                    grouped(windows(values_by_head, 2), 2),
-                    grouped(blocked(segment, 1), 1),
-                    grouped(windows(key_segment, 1), 1),
-                    grouped(windows(key_valid, 1), 1),
+                    grouped(pad(query, 2), 2),
+                    key_groups(keys_by_head, 2),
+                    key_groups(values_by_head, 2),
+                    grouped(pad(segment, 1), 1),
+                    key_groups(key_segment, 1),
+                    key_groups(key_valid, 1),
                 ),
-            )  # [num_groups, B, H, group, block, D]
+            )
+            # [num_groups, B, H, group, block, D] -> [B, H, time, D]
             attended = jnp.moveaxis(attended, 0, 2)
             attended = jnp.reshape(attended, (batch, self.num_heads, num_blocks * block, head_dim))
             attended = attended[:, :, :steps]
