@@ -24,11 +24,7 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
-
-def _pad_time(x: jax.Array, pad: int) -> jax.Array:
-    widths = [(0, 0)] * x.ndim
-    widths[1] = (0, pad)
-    return jnp.pad(x, widths)
+from memorax.networks.chunked_linear_attention import pad_time
 
 
 def _masked_exp(mask: jax.Array, log_value: jax.Array) -> jax.Array:
@@ -67,9 +63,7 @@ def _unit_lower_inverse(strictly_lower: jax.Array) -> jax.Array:
         # The diagonal blocks of size 2 * block, [..., pairs, 2 block, 2 block].
         diagonal = jnp.moveaxis(jnp.diagonal(grid, axis1=-4, axis2=-2), -1, -3)
         upper_inverse, lower_inverse = blocks[..., 0::2, :, :], blocks[..., 1::2, :, :]
-        corner = -_small_matmul(
-            _small_matmul(lower_inverse, diagonal[..., block:, :block]), upper_inverse
-        )
+        corner = -lower_inverse @ diagonal[..., block:, :block] @ upper_inverse
         blocks = jnp.concatenate(
             [
                 jnp.concatenate([upper_inverse, jnp.zeros_like(upper_inverse)], axis=-1),
@@ -79,18 +73,6 @@ def _unit_lower_inverse(strictly_lower: jax.Array) -> jax.Array:
         )
         block *= 2
     return blocks[..., 0, :size, :size]
-
-
-# Below this size a batch of matrix products is cheaper as one fused multiply-and-sum
-# than as a batched dot (on the CPU, a library call per tiny matrix).
-_SMALL_MATMUL = 8
-
-
-def _small_matmul(left: jax.Array, right: jax.Array) -> jax.Array:
-    """``left @ right`` over the last two axes, written elementwise for tiny matrices."""
-    if left.shape[-1] > _SMALL_MATMUL:
-        return left @ right
-    return jnp.sum(left[..., :, :, None] * right[..., None, :, :], axis=-2)
 
 
 @jax.custom_vjp
@@ -172,7 +154,7 @@ def chunked_delta_rule(
     num_chunks = -(-steps // size)
     # Padded steps have b = 0 and decay 1: they write nothing and keep the state.
     pad = num_chunks * size - steps
-    k, v, beta, starts = (_pad_time(x, pad) for x in (keys, values, betas, episode_starts))
+    k, v, beta, starts = (pad_time(x, pad) for x in (keys, values, betas, episode_starts))
 
     def chunked(x: jax.Array, length: int = size) -> jax.Array:
         # [B, T, H, ...] -> [B, N, H, C, ...]: chunk-internal matrices batch over (B, N, H).
@@ -180,7 +162,7 @@ def chunked_delta_rule(
         return jnp.swapaxes(x, 2, 3)
 
     k, v, beta = (chunked(x) for x in (k, v, beta))
-    q = chunked(_pad_time(queries, pad // read_every), size // read_every)
+    q = chunked(pad_time(queries, pad // read_every), size // read_every)
     dtype = k.dtype
     # segment[i]: episode starts in the chunk up to and including step i; steps i and
     # j share an episode iff their segments are equal.
@@ -196,7 +178,7 @@ def chunked_delta_rule(
         key_weight = (segment == last).astype(dtype)  # g_C / g_j
         carried = (last == 0).astype(dtype)[..., None]  # g_C, [B, N, 1, 1, 1]
     else:
-        g = chunked(_pad_time(log_decay, pad))
+        g = chunked(pad_time(log_decay, pad))
         # cumulative[i]: log decay from the chunk start through i, a product with a constant
         # triangle of ones (one plain matrix product). Decays of earlier episodes are in it
         # too, but every use below is a difference within one episode or lies before the

@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 
 
-def _pad_time(x: jax.Array, pad: int) -> jax.Array:
+def pad_time(x: jax.Array, pad: int) -> jax.Array:
+    """``x`` with ``pad`` zero steps appended along axis 1 (time), to fill a last chunk."""
     widths = [(0, 0)] * x.ndim
     widths[1] = (0, pad)
     return jnp.pad(x, widths)
@@ -51,7 +52,7 @@ def chunked_linear_attention(
     num_chunks = -(-steps // size)
     # Padded steps decay by 1 and add nothing, so the final state is unchanged.
     pad = num_chunks * size - steps
-    q, k, v, starts = (_pad_time(x, pad) for x in (queries, keys, values, episode_starts))
+    q, k, v, starts = (pad_time(x, pad) for x in (queries, keys, values, episode_starts))
 
     def chunked(x: jax.Array) -> jax.Array:
         return jnp.reshape(x, (batch, num_chunks, size, *x.shape[2:]))
@@ -75,7 +76,7 @@ def chunked_linear_attention(
         carried = (last_segment == 0).astype(dtype)[:, :, 0, None, None, None]
         read_weight = (segment == 0)[..., None].astype(dtype)
     else:
-        g = chunked(_pad_time(log_decay, pad))
+        g = chunked(pad_time(log_decay, pad))
         # cumulative[i]: log of the decay applied from the chunk start, or from the last
         # episode start if later, through step i. Summing with the 0/1 pair mask (rather
         # than subtracting a prefix) keeps earlier episodes out of it bit for bit.

@@ -9,6 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from memorax.networks.causal_conv import CausalConv
+from memorax.networks.chunked_linear_attention import pad_time
 from memorax.networks.dense import Dense
 from memorax.networks.sequence_model import SequenceModel, check_sequence_inputs
 
@@ -100,12 +101,6 @@ class Mamba(SequenceModel):
         }
 
 
-def _pad_time(x: jax.Array, pad: int) -> jax.Array:
-    widths = [(0, 0)] * x.ndim
-    widths[1] = (0, pad)
-    return jnp.pad(x, widths)
-
-
 def selective_scan(
     c: jax.Array,
     b: jax.Array,
@@ -149,7 +144,7 @@ def selective_scan(
     num_chunks = -(-steps // size)
     # Padded steps have step 0: they decay by 1 and add nothing.
     pad = num_chunks * size - steps
-    c, b, x, step, starts = (_pad_time(t, pad) for t in (c, b, x, step, episode_starts))
+    c, b, x, step, starts = (pad_time(t, pad) for t in (c, b, x, step, episode_starts))
 
     def chunked(t: jax.Array) -> jax.Array:
         return jnp.reshape(t, (batch, num_chunks, size, *t.shape[2:]))
